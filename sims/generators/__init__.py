@@ -1,0 +1,30 @@
+"""Ground-truth families: exact densities, scores and samplers for target and source tasks.
+
+from sims.generators import make_task_pair
+pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, similarity=0.0, seed=0)
+z, x = pair.target.sample(1000, seed=1)
+pair.target.log_prob(x, z, tau=0.1), pair.target.score(x, z, tau=0.1)
+"""
+
+from sims.generators import (  # noqa: F401  (importing a family registers it)
+    gaussian_smooth,
+    linear_gaussian,
+    mixture,
+    shared_latent,
+    shared_subspace,
+)
+from sims.generators.gaussian_mixture import GaussianMixture
+from sims.generators.registry import families, family_knobs, make_task_pair, register_family
+from sims.generators.tasks import ConditionalTask, Task, TaskPair, UnconditionalTask
+
+__all__ = [
+    "ConditionalTask",
+    "GaussianMixture",
+    "Task",
+    "TaskPair",
+    "UnconditionalTask",
+    "families",
+    "family_knobs",
+    "make_task_pair",
+    "register_family",
+]

@@ -1,0 +1,268 @@
+"""The ground-truth families: exact densities, scores and samplers, and their knobs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_DIMS, small_pair
+from scipy.stats import kstest
+
+from sims.generators import families, make_task_pair
+from sims.generators.ridge import RidgeSeries
+
+TAUS = [0.0, 0.05, 0.5]
+
+
+def test_every_family_has_small_dims():
+    assert sorted(SMALL_DIMS) == families()
+
+
+def tasks_of(pair):
+    return {"target": pair.target, "source": pair.source}
+
+
+def quadrature_grid(law, d_x, points_per_axis):
+    """A box grid covering the mixture law with 10 standard deviations to spare; returns
+    the points (G, d_x) and the volume of one cell."""
+    means = law.means.reshape(-1, d_x)
+    spread = law.covariances.diagonal(dim1=-2, dim2=-1).max().sqrt().item()
+    low = means.min(0).values - 10 * spread
+    high = means.max(0).values + 10 * spread
+    axes = [
+        torch.linspace(low[i], high[i], points_per_axis, dtype=torch.float64) for i in range(d_x)
+    ]
+    grid = torch.cartesian_prod(*axes).reshape(-1, d_x)
+    cell = math.prod(((high - low) / (points_per_axis - 1)).tolist())
+    return grid, cell
+
+
+@pytest.mark.parametrize("d_x", [1, 2])
+@pytest.mark.parametrize("tau", TAUS)
+def test_density_integrates_to_one(family, d_x, tau):
+    dims = SMALL_DIMS[family] | {"d_x": d_x}
+    if "d_h" in dims:
+        dims["d_h"] = min(dims["d_h"], d_x)
+    pair = small_pair(family, **dims)
+    for task in tasks_of(pair).values():
+        z, _ = task.sample(3, seed=0)
+        for row in range(3):
+            condition = None if z is None else z[row : row + 1]
+            law = task.law(condition, tau)
+            grid, cell = quadrature_grid(law, d_x, 4001 if d_x == 1 else 601)
+            z_grid = None if z is None else condition.expand(len(grid), -1)
+            mass = task.log_prob(grid, z_grid, tau).exp().sum().item() * cell
+            assert mass == pytest.approx(1.0, abs=1e-6), (task.name, row)
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_score_is_gradient_of_log_prob(family, tau):
+    for task in tasks_of(small_pair(family, d_x=3)).values():
+        z, x = task.sample(500, seed=1, tau=tau)
+        x = x.requires_grad_(True)
+        (autograd_score,) = torch.autograd.grad(task.log_prob(x, z, tau).sum(), x)
+        torch.testing.assert_close(task.score(x.detach(), z, tau), autograd_score)
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_samples_follow_the_density(family, tau):
+    """Probability integral transform of 1-D projections: uniform iff samples match the law."""
+    pair = small_pair(family, d_x=3)
+    directions = torch.tensor([[1.0, 0.0, 0.0], [0.6, -0.8, 0.0], [0.5, 0.5, 0.5**0.5]])
+    for task in tasks_of(pair).values():
+        z, x = task.sample(20_000, seed=4, tau=tau)
+        law = task.law(z, tau)
+        for direction in directions.double():
+            uniforms = law.projected_cdf(x, direction).numpy()
+            assert kstest(uniforms, "uniform").pvalue > 1e-3, (task.name, direction)
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.5])
+def test_noised_law_is_the_law_of_the_forward_process(family, tau):
+    """x_0 from the task, pushed by x_tau = alpha x_0 + sigma eps, follows ``law(z, tau)``."""
+    task = small_pair(family, d_x=3).source
+    z, x0 = task.sample(20_000, seed=8)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mean, std = task.sde.marginal_prob(x0, tau)
+    law = task.law(z, tau)
+    for direction in torch.eye(3, dtype=torch.float64):
+        uniforms = law.projected_cdf(mean + std * eps, direction).numpy()
+        assert kstest(uniforms, "uniform").pvalue > 1e-3
+
+
+def test_pit_detects_a_wrong_sampler():
+    """The sampling test above has power: a 10 % scale error in the samples fails it."""
+    task = small_pair("gaussian_smooth", d_x=3).target
+    z, x = task.sample(20_000, seed=4)
+    law = task.law(z)
+    wrong = law.means[:, 0] + 1.1 * (x - law.means[:, 0])
+    direction = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    assert kstest(law.projected_cdf(wrong, direction).numpy(), "uniform").pvalue < 1e-6
+
+
+def test_sample_is_deterministic_and_streams_are_independent(family):
+    pair = small_pair(family)
+    z1, x1 = pair.target.sample(100, seed=5)
+    z2, x2 = pair.target.sample(100, seed=5)
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+    _, x3 = pair.target.sample(100, seed=6)
+    _, x_source = pair.source.sample(100, seed=5)
+    assert not torch.allclose(x1, x3)
+    assert not torch.allclose(x1, x_source)
+    rebuilt = small_pair(family)
+    torch.testing.assert_close(rebuilt.target.sample(100, seed=5)[1], x1, rtol=0, atol=0)
+
+
+def test_target_does_not_depend_on_similarity(family):
+    z, x = small_pair(family, similarity=0.0).target.sample(200, seed=1)
+    reference = small_pair(family, similarity=0.0).target.log_prob(x, z)
+    for similarity in (0.5, 1.0):
+        pair = small_pair(family, similarity=similarity)
+        torch.testing.assert_close(pair.target.log_prob(x, z), reference, rtol=0, atol=0)
+
+
+def shared_structure(task, z):
+    """What the two tasks of a family share, as a tensor: h(z), the frame U, or the latent law."""
+    if task.d_z is not None:
+        return task.embedding(z)
+    if "U" in task.params:
+        return task.params["U"] @ task.params["U"].T
+    return torch.cat([task.params["latent_means"].flatten(), task.params["latent_log_weights"]])
+
+
+def test_zero_similarity_shares_the_embedding(family):
+    pair = small_pair(family, similarity=0.0)
+    z, _ = pair.target.sample(500, seed=0)
+    torch.testing.assert_close(shared_structure(pair.source, z), shared_structure(pair.target, z))
+
+
+def overlap(pair, z):
+    """Cosine similarity between the target's and the source's shared structure (1: identical)."""
+    if pair.target.d_z is None and "U" not in pair.target.params:  # shared_latent: mixture weight
+        return 1.0 - pair.config["similarity"]
+    a, b = shared_structure(pair.target, z), shared_structure(pair.source, z)
+    a, b = a - a.mean(0), b - b.mean(0)
+    return ((a * b).sum() / (a.norm() * b.norm())).abs().item()
+
+
+@pytest.mark.parametrize(
+    "name", ["linear_gaussian", "gaussian_smooth", "mixture", "shared_subspace"]
+)
+def test_similarity_moves_the_source_embedding_away(name):
+    """Overlap falls from 1 at similarity 0 to the level of an independent draw at 1."""
+    dims = {"d_x": 8, "d_h": 2} | ({} if name == "shared_subspace" else {"d_z": 16})
+    z = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    curves = []
+    for seed in range(5):
+        curve = [
+            overlap(make_task_pair(name, similarity=s, seed=seed, **dims), z)
+            for s in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ]
+        curves.append(curve)
+    mean_curve = np.mean(curves, axis=0)
+    assert mean_curve[0] == pytest.approx(1.0)
+    assert np.all(np.diff(mean_curve) < 0), mean_curve
+    assert mean_curve[-1] < 0.4, mean_curve
+
+
+def test_full_dissimilarity_gives_the_independent_draw():
+    """At similarity 1 the source embedding is the independent draw, whatever the seed says
+    of the target's: two seeds with one independent stream would agree; here they don't, and
+    the source at 1 matches the source at 0.999 closely (continuity of the blend)."""
+    z = torch.randn(300, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    at_one = make_task_pair("gaussian_smooth", similarity=1.0, seed=3).source.embedding(z)
+    near_one = make_task_pair("gaussian_smooth", similarity=0.999, seed=3).source.embedding(z)
+    target = make_task_pair("gaussian_smooth", similarity=1.0, seed=3).target.embedding(z)
+    torch.testing.assert_close(at_one, near_one, atol=0.1, rtol=0)
+    assert not torch.allclose(at_one, target, atol=0.1)
+
+
+def test_linear_gaussian_parameters_set_kappa():
+    pair = make_task_pair(
+        "linear_gaussian", d_x=4, d_z=6, d_h=2, signal_target=2.0, signal_source=0.5, seed=1
+    )
+    for task, signal in ((pair.target, 2.0), (pair.source, 0.5)):
+        p = task.params
+        information = p["B"].T @ torch.linalg.solve(p["Sigma"], p["B"])
+        torch.testing.assert_close(information, signal**2 * torch.eye(2, dtype=torch.float64))
+        torch.testing.assert_close(p["W"] @ p["W"].T, torch.eye(2, dtype=torch.float64))
+        z, x = task.sample(5, seed=0)
+        law = task.law(z)
+        torch.testing.assert_close(law.means[:, 0], z @ p["W"].T @ p["B"].T + p["b"])
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
+def test_ridge_series_spectrum_decays_at_the_smoothness(beta):
+    """In one input dimension the series is 2 pi-periodic with Fourier coefficients
+    k^-(beta + 1/2) a_k: the log-power slope over frequency is -(2 beta + 1)."""
+    rng = np.random.default_rng(0)
+    slopes = []
+    for _ in range(20):
+        series = RidgeSeries.random(rng, d_in=1, d_out=1, beta=beta, n_terms=128)
+        t = torch.linspace(0, 2 * math.pi, 1024 + 1, dtype=torch.float64)[:-1, None]
+        power = np.abs(np.fft.rfft(series(t)[:, 0].numpy())[1:129]) ** 2
+        k = np.arange(1, 129)
+        slopes.append(np.polyfit(np.log(k), np.log(power), 1)[0])
+    assert np.mean(slopes) == pytest.approx(-(2 * beta + 1), abs=0.25)
+
+
+def test_standardised_embedding_has_unit_moments():
+    pair = make_task_pair("gaussian_smooth", d_z=4, d_h=3, similarity=0.5, seed=0, beta_h=0.5)
+    z = torch.randn(400_000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for task in (pair.target, pair.source):
+        e = task.embedding(z)
+        se = e.std(0) / math.sqrt(len(z))
+        assert torch.all(e.mean(0).abs() < 4 * se)
+        assert torch.all((e.var(0) - 1).abs() < 0.02)
+
+
+def test_tanh_embedding_option():
+    pair = make_task_pair("gaussian_smooth", embedding="tanh", seed=0)
+    z, _ = pair.target.sample(1000, seed=0)
+    e = pair.target.embedding(z)
+    assert e.shape == (1000, 2) and e.abs().max() < 1
+
+
+@pytest.mark.parametrize(
+    ("family", "knobs", "message"),
+    [
+        ("nope", {}, "family='nope'"),
+        ("mixture", {"colour": 1}, "unknown knob 'colour'"),
+        ("mixture", {"d_h": 5, "d_z": 3}, "d_h=5"),
+        ("mixture", {"d_x": 0}, "d_x=0"),
+        ("mixture", {"d_z": -2}, "d_z=-2"),
+        ("gaussian_smooth", {"d_h": 2.5}, "d_h=2.5"),
+        ("linear_gaussian", {"similarity": 1.5}, "similarity=1.5"),
+        ("linear_gaussian", {"similarity": -0.1}, "similarity=-0.1"),
+        ("linear_gaussian", {"d_x": 1, "d_h": 2}, "d_h=2"),
+        ("linear_gaussian", {"noise": 0.0}, "noise=0.0"),
+        ("shared_subspace", {"d_x": 2, "d_h": 3}, "d_h=3"),
+        ("shared_latent", {"d_z": 3}, "unknown knob 'd_z'"),
+        ("gaussian_smooth", {"embedding": "relu"}, "embedding='relu'"),
+        ("mixture", {"n_components": 0}, "n_components=0"),
+        ("mixture", {"seed": -1}, "seed=-1"),
+    ],
+)
+def test_bad_knobs_raise_with_the_value_and_what_is_allowed(family, knobs, message):
+    with pytest.raises(ValueError, match="expected") as error:
+        make_task_pair(family, **knobs)
+    assert message in str(error.value)
+
+
+def test_bad_arguments_to_tasks_raise():
+    conditional = make_task_pair("mixture").target
+    unconditional = make_task_pair("shared_latent").target
+    z, x = conditional.sample(4, seed=0)
+    cases = [
+        (lambda: conditional.sample(0, seed=0), "n=0"),
+        (lambda: conditional.sample(3, seed=-2), "seed=-2"),
+        (lambda: conditional.log_prob(x), "pass z"),
+        (lambda: conditional.log_prob(x[:, :1], z), "x has shape (4, 1)"),
+        (lambda: conditional.log_prob(x, z[:3]), "z has 3 rows"),
+        (lambda: conditional.score(x, z, tau=1.5), "tau=1.5"),
+        (lambda: unconditional.log_prob(x, z), "unconditional"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as error:
+            call()
+        assert message in str(error.value)
