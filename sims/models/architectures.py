@@ -1,0 +1,78 @@
+"""Architectures: for each family, one model with an embedding part and a head, built the
+same way for every method (only what is trained, and on what, differs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from sims.engine import Dataset
+from sims.generators import GaussianMixture, TaskPair
+from sims.models.base import DensityModel, FixedEmbedding, Standardiser
+from sims.models.flows import (
+    ConditionalFlow,
+    FixedFrame,
+    FixedLatent,
+    LatentAffineFlow,
+    SubspaceFlow,
+)
+from sims.models.linear_gaussian import LinearGaussianModel
+
+
+@dataclass(frozen=True)
+class FlowArchitecture:
+    """Neural spline flows: ``ConditionalFlow`` for conditional families, ``SubspaceFlow``
+    for ``shared_subspace``, ``LatentAffineFlow`` for ``shared_latent``.
+
+    Attributes:
+        hidden: width of every hidden layer; transforms, bins: of each spline flow.
+    """
+
+    hidden: int = 64
+    transforms: int = 3
+    bins: int = 8
+    full_batch = False
+    name = "flow"
+
+    def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
+        """A fresh model for ``pair``, standardised on ``data``; ``embedding`` if given."""
+        c = pair.config
+        sizes = {"hidden": self.hidden, "transforms": self.transforms, "bins": self.bins}
+        if pair.target.d_z is not None:
+            standardiser = Standardiser.per_coordinate(data.x.float())
+            return ConditionalFlow(c["d_x"], c["d_z"], c["d_h"], standardiser, embedding, **sizes)
+        if pair.family == "shared_subspace":
+            standardiser = Standardiser.isotropic(data.x.float())
+            return SubspaceFlow(c["d_x"], c["d_h"], standardiser, embedding, **sizes)
+        if pair.family == "shared_latent":
+            standardiser = Standardiser.per_coordinate(data.x.float())
+            return LatentAffineFlow(c["d_x"], standardiser, embedding)
+        raise ValueError(f"family={pair.family!r} has no flow architecture")
+
+    def true_embedding(self, pair: TaskPair) -> nn.Module:
+        """The target's true embedding part, as a module without parameters."""
+        target = pair.target
+        if target.d_z is not None:
+            return FixedEmbedding(target.embedding)
+        if pair.family == "shared_subspace":
+            return FixedFrame(target.params["U"])
+        names = ("latent_log_weights", "latent_means", "latent_covariances")
+        return FixedLatent(GaussianMixture(*(target.params[n] for n in names)))
+
+
+@dataclass(frozen=True)
+class LinearGaussianArchitecture:
+    """The well-specified model of ``linear_gaussian``, fitted by full-batch L-BFGS."""
+
+    full_batch = True
+    name = "linear_gaussian"
+
+    def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
+        if pair.family != "linear_gaussian":
+            raise ValueError(f"family={pair.family!r}: this model is for linear_gaussian only")
+        c = pair.config
+        return LinearGaussianModel(c["d_x"], c["d_z"], c["d_h"], embedding)
+
+    def true_embedding(self, pair: TaskPair) -> nn.Module:
+        return FixedEmbedding(pair.target.embedding)

@@ -1,0 +1,108 @@
+"""The well-specified parametric model of ``linear_gaussian``, and its closed-form fits.
+
+x | z ~ N(B e + b, Sigma) with e = W z: the embedding part is W (d_h, d_z), the head is
+(B, b, Sigma). Its maximum-likelihood fit has a closed form, which measures how far the
+trained model is from the estimator the parametric theory speaks of.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from sims.models.base import LOG_2PI, DensityModel
+
+
+class LinearGaussianModel(DensityModel):
+    """x | z ~ N(B W z + b, L L^T), in float64.
+
+    Args:
+        d_x, d_z, d_h: dimensions.
+        embedding: a linear module z -> W z; a fresh bias-free ``nn.Linear`` when ``None``.
+    """
+
+    def __init__(self, d_x: int, d_z: int, d_h: int, embedding: nn.Module | None = None):
+        super().__init__()
+        options = {"dtype": torch.float64}
+        if embedding is None:
+            embedding = nn.Linear(d_z, d_h, bias=False, **options)
+        self.embedding = embedding
+        self.weight = nn.Parameter(0.1 * torch.randn(d_x, d_h, **options))
+        self.bias = nn.Parameter(torch.zeros(d_x, **options))
+        self.cholesky_raw = nn.Parameter(torch.zeros(d_x, d_x, **options))
+        self.d_z = d_z
+
+    def cholesky(self) -> Tensor:
+        """Lower-triangular factor of Sigma with a positive diagonal, (d_x, d_x)."""
+        raw = self.cholesky_raw
+        return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
+
+    def log_prob(self, x: Tensor, z: Tensor) -> Tensor:
+        mean = self.embedding(z) @ self.weight.T + self.bias
+        factor = self.cholesky()
+        whitened = torch.linalg.solve_triangular(factor, (x - mean).T, upper=False)
+        log_det = 2 * self.cholesky_raw.diagonal().sum()
+        return -0.5 * ((whitened**2).sum(0) + log_det + x.shape[-1] * LOG_2PI)
+
+    @torch.no_grad()
+    def conditional(self) -> LinearGaussianFit:
+        """The fitted law as (C = B W, b, Sigma)."""
+        eye = torch.eye(self.d_z, dtype=torch.float64, device=self.bias.device)
+        factor = self.cholesky()
+        return LinearGaussianFit(self.weight @ self.embedding(eye).T, self.bias, factor @ factor.T)
+
+
+@dataclass(frozen=True)
+class LinearGaussianFit:
+    """x | z ~ N(C z + b, Sigma) with C (d_x, d_z) of rank <= d_h."""
+
+    coefficients: Tensor
+    bias: Tensor
+    covariance: Tensor
+
+
+def _centred(x: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return x - x.mean(0), z - z.mean(0), x.mean(0), z.mean(0)
+
+
+def fit_given_embedding(x: Tensor, z: Tensor, embedding_weight: Tensor) -> LinearGaussianFit:
+    """Maximum likelihood with W known: least squares of x on e = W z with an intercept.
+
+    Args:
+        x: (n, d_x) outputs; z: (n, d_z) conditions; embedding_weight: W (d_h, d_z).
+    """
+    e = z @ embedding_weight.T
+    xc, ec, x_mean, e_mean = _centred(x, e)
+    head = torch.linalg.lstsq(ec, xc).solution.T
+    residual = xc - ec @ head.T
+    coefficients = head @ embedding_weight
+    return LinearGaussianFit(coefficients, x_mean - e_mean @ head.T, residual.T @ residual / len(x))
+
+
+def fit_reduced_rank(x: Tensor, z: Tensor, rank: int) -> tuple[LinearGaussianFit, Tensor]:
+    """Maximum likelihood with W unknown: reduced-rank regression with an intercept.
+
+    With the least-squares fit C_ols and its residual covariance S, the Gaussian MLE of rank
+    r is C_r = S^{1/2} V V^T S^{-1/2} C_ols, V the top-r eigenvectors of
+    S^{-1/2} C_ols S_zz C_ols^T S^{-1/2} (Anderson 1951; Reinsel & Velu 1998, sec. 2.3).
+
+    Returns:
+        the fit, and W (rank, d_z) spanning the row space of C_r.
+    """
+    xc, zc, x_mean, z_mean = _centred(x, z)
+    n = len(x)
+    ols = torch.linalg.lstsq(zc, xc).solution.T
+    residual_ols = xc - zc @ ols.T
+    eigenvalues, basis = torch.linalg.eigh(residual_ols.T @ residual_ols / n)
+    root = (basis * eigenvalues.sqrt()) @ basis.T
+    inverse_root = (basis * eigenvalues.rsqrt()) @ basis.T
+    whitened = inverse_root @ ols
+    _, top = torch.linalg.eigh(whitened @ (zc.T @ zc / n) @ whitened.T)
+    top = top[:, -rank:]
+    embedding_weight = top.T @ whitened
+    coefficients = root @ top @ embedding_weight
+    residual = xc - zc @ coefficients.T
+    bias = x_mean - z_mean @ coefficients.T
+    return LinearGaussianFit(coefficients, bias, residual.T @ residual / n), embedding_weight
