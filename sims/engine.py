@@ -63,7 +63,8 @@ class MinibatchConfig:
         learning_rate: Adam step size.
         batch_size: rows per minibatch, drawn with replacement from the member's data.
         max_steps: hard limit on optimiser steps.
-        eval_every: steps between evaluations of the held-out loss.
+        eval_every: steps between evaluations of the held-out loss; small, so that members
+            with few samples (many epochs per step) are not stopped late.
         patience: evaluations without improvement before a member stops.
     """
 
@@ -71,8 +72,8 @@ class MinibatchConfig:
     learning_rate: float = 1e-3
     batch_size: int = 256
     max_steps: int = 5000
-    eval_every: int = 50
-    patience: int = 10
+    eval_every: int = 10
+    patience: int = 50
 
 
 @dataclass

@@ -53,11 +53,12 @@ def make_members(
     """Replicates of one truth: for each seed, fresh target (and source) samples."""
     members = []
     for seed in seeds:
-        target = Dataset(*reversed(pair.target.sample(n_target, seed)))
+        z, x = pair.target.sample(n_target, seed)
         source = None
         if n_source is not None:
-            source = Dataset(*reversed(pair.source.sample(n_source, seed)))
-        members.append(Member(pair, target, source, seed))
+            z_source, x_source = pair.source.sample(n_source, seed)
+            source = Dataset(x_source, z_source)
+        members.append(Member(pair, Dataset(x, z), source, seed))
     return members
 
 

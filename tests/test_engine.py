@@ -1,0 +1,113 @@
+"""The ensemble engine: isolation of members, best weights, failures, full-batch fits."""
+
+import pytest
+import torch
+
+from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
+from sims.generators import make_task_pair
+from sims.methods import Training, make_members, scratch
+from sims.models.architectures import FlowArchitecture, LinearGaussianArchitecture
+
+CONFIG = MinibatchConfig(max_steps=120, eval_every=20, batch_size=64, patience=3)
+ARCHITECTURE = FlowArchitecture(hidden=16, transforms=2)
+
+
+def flow_problem(n_members, sizes=None):
+    pair = make_task_pair("gaussian_smooth", d_x=2, d_z=3, d_h=2, seed=0)
+    members = make_members(pair, range(n_members), n_target=200, n_source=None)
+    train, held_out, models = [], [], []
+    for i, member in enumerate(members):
+        data = member.target
+        if sizes is not None:
+            data = Dataset(data.x[: sizes[i]], data.z[: sizes[i]])
+        t, h = data.split(0.2, member.seed)
+        train.append(t)
+        held_out.append(h)
+        torch.manual_seed(member.seed)
+        models.append(ARCHITECTURE.build(pair, t, None))
+    return models, train, held_out, [m.seed for m in members]
+
+
+def max_difference(a, b):
+    return max(
+        (x.double() - y.double()).abs().max().item()
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_a_member_alone_and_in_an_ensemble_of_eight_agree():
+    sizes = [200, 120, 80, 200, 60, 150, 100, 90]
+    models, train, held_out, seeds = flow_problem(8, sizes)
+    together, report = fit_minibatch(models, train, held_out, seeds, CONFIG)
+    for i in (0, 4, 6):
+        alone, alone_report = fit_minibatch(
+            [models[i]], [train[i]], [held_out[i]], [seeds[i]], CONFIG
+        )
+        assert alone_report.best_step[0] == report.best_step[i]
+        assert max_difference(alone[0], together[i]) < 1e-5
+
+
+def test_members_keep_their_best_weights():
+    models, train, held_out, seeds = flow_problem(3)
+    fitted, report = fit_minibatch(models, train, held_out, seeds, CONFIG)
+    for model, data, loss in zip(fitted, held_out, report.best_loss, strict=True):
+        with torch.no_grad():
+            recomputed = -model.log_prob(data.x.float(), data.z.float()).mean().item()
+        assert recomputed == pytest.approx(loss, rel=1e-4)
+    assert all(step > 0 for step in report.best_step)
+
+
+def test_a_failing_member_is_reported_and_leaves_the_others_alone():
+    models, train, held_out, seeds = flow_problem(3)
+    broken = list(held_out)
+    broken[1] = Dataset(torch.full_like(held_out[1].x, float("nan")), held_out[1].z)
+    fitted, report = fit_minibatch(models, train, broken, seeds, CONFIG)
+    clean, clean_report = fit_minibatch(models, train, held_out, seeds, CONFIG)
+    assert report.failure[1] is not None and report.failure[0] is None
+    assert max_difference(fitted[0], clean[0]) < 1e-5
+
+
+def test_frozen_parameters_are_bit_identical():
+    models, train, held_out, seeds = flow_problem(2)
+    before = [dict(m.embedding.state_dict()) for m in models]
+    fitted, _ = fit_minibatch(
+        models, train, held_out, seeds, CONFIG, trainable=lambda n: not n.startswith("embedding.")
+    )
+    for model, state in zip(fitted, before, strict=True):
+        for name, value in model.embedding.state_dict().items():
+            assert torch.equal(value, state[name])
+
+
+def test_full_batch_fit_reaches_the_closed_form_maximum_likelihood():
+    from sims.models.linear_gaussian import fit_reduced_rank
+
+    pair = make_task_pair("linear_gaussian", d_x=3, d_z=5, d_h=2, seed=1)
+    members = make_members(pair, range(4), n_target=500, n_source=None)
+    fitted = scratch(members, Training(LinearGaussianArchitecture()))
+    for f, member in zip(fitted, members, strict=True):
+        closed_form, _ = fit_reduced_rank(member.target.x, member.target.z, rank=2)
+        trained = f.model.conditional()
+        torch.testing.assert_close(
+            trained.coefficients, closed_form.coefficients, atol=1e-6, rtol=0
+        )
+        torch.testing.assert_close(trained.covariance, closed_form.covariance, atol=1e-6, rtol=0)
+        assert f.n_train == 500
+
+
+def test_full_batch_members_agree_with_a_lone_fit():
+    pair = make_task_pair("linear_gaussian", d_x=2, d_z=4, d_h=1, seed=2)
+    members = make_members(pair, range(5), n_target=300, n_source=None)
+    training = Training(LinearGaussianArchitecture())
+    together = scratch(members, training)
+    alone = scratch(members[3:4], training)
+    a, b = alone[0].model.conditional(), together[3].model.conditional()
+    torch.testing.assert_close(a.coefficients, b.coefficients, atol=1e-7, rtol=0)
+
+
+def test_an_ensemble_needs_one_architecture():
+    models, train, held_out, seeds = flow_problem(1)
+    other = LinearGaussianArchitecture().build(
+        make_task_pair("linear_gaussian", d_z=3), train[0], None
+    )
+    with pytest.raises(ValueError, match="one architecture"):
+        fit_full_batch([models[0], other], [train[0], train[0]])

@@ -1,0 +1,108 @@
+"""The five methods: every family, what each trains, and the parametric calibration."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_DIMS
+
+from sims.engine import MinibatchConfig
+from sims.evaluation import evaluate
+from sims.generators import families, make_task_pair
+from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
+from sims.models.architectures import FlowArchitecture, LinearGaussianArchitecture
+from sims.models.linear_gaussian import fit_given_embedding, fit_reduced_rank
+
+TINY = Training(
+    FlowArchitecture(hidden=16, transforms=2),
+    MinibatchConfig(max_steps=40, eval_every=20, batch_size=64),
+)
+
+
+@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("method", sorted(TRAINERS))
+def test_every_method_trains_on_every_family(family, method):
+    pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
+    members = make_members(pair, [0, 1], n_target=100, n_source=200)
+    fitted = TRAINERS[method](members, TINY)
+    for f, member in zip(fitted, members, strict=True):
+        row = evaluate(f, member, n=500)
+        assert f.failure is None and math.isfinite(row["kl"]) and row["kl_se"] > 0
+        assert f.n_train == 80
+
+
+def embedding_state(model):
+    return {k: v.clone() for k, v in model.embedding.state_dict().items()}
+
+
+def test_transfer_freezes_the_embedding_and_finetune_moves_it():
+    pair = make_task_pair("gaussian_smooth", d_x=2, d_z=3, d_h=2, seed=0)
+    members = make_members(pair, [0, 1], n_target=100, n_source=300)
+    pretrained = pretrain(members, TINY)
+    before = [embedding_state(p.model) for p in pretrained]
+    transferred = transfer(members, TINY, pretrained)
+    finetuned = finetune(members, TINY, pretrained)
+    for state, t, f in zip(before, transferred, finetuned, strict=True):
+        for name, value in state.items():
+            assert torch.equal(t.model.embedding.state_dict()[name], value)
+        moved = [not torch.equal(f.model.embedding.state_dict()[n], v) for n, v in state.items()]
+        assert any(moved)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            before[0].values(), embedding_state(pretrained[0].model).values(), strict=True
+        )
+    )
+
+
+def linear_setup(n_source=None):
+    pair = make_task_pair("linear_gaussian", d_x=3, d_z=5, d_h=2, seed=0, signal_source=0.5)
+    return pair, make_members(pair, range(40), n_target=1000, n_source=n_source)
+
+
+def k_oracle(d_x, d_h):
+    return d_x * d_h + d_x + d_x * (d_x + 1) // 2
+
+
+def test_parametric_calibration_small():
+    """2n KL / k for scratch and oracle, 40 seeds at n = 1000, with the exact KL of each fit.
+
+    Band [0.75, 1.25]: about 3 standard errors of the mean over 40 seeds at these k, plus
+    the O(1/n) remainder at n = 1000."""
+    pair, members = linear_setup()
+    anchor = Training(LinearGaussianArchitecture())
+    k = {"oracle": k_oracle(3, 2), "scratch": k_oracle(3, 2) + 2 * (5 - 2)}
+    for method in ("oracle", "scratch"):
+        kls = [
+            evaluate(f, m, n=200)["kl_exact"]
+            for f, m in zip(TRAINERS[method](members, anchor), members, strict=True)
+        ]
+        ratio = 2 * 1000 * np.mean(kls) / k[method]
+        assert 0.75 <= ratio <= 1.25, (method, ratio)
+
+
+def test_transfer_matches_the_closed_form_two_stage_fit():
+    """Transfer = reduced-rank fit on the source, then least squares on the target over it."""
+    pair, members = linear_setup(n_source=2000)
+    members = members[:3]
+    fitted = transfer(members, Training(LinearGaussianArchitecture()))
+    for f, m in zip(fitted, members, strict=True):
+        _, source_weight = fit_reduced_rank(m.source.x, m.source.z, rank=2)
+        closed = fit_given_embedding(m.target.x, m.target.z, source_weight)
+        trained = f.model.conditional()
+        torch.testing.assert_close(trained.coefficients, closed.coefficients, atol=1e-6, rtol=0)
+        torch.testing.assert_close(trained.covariance, closed.covariance, atol=1e-6, rtol=0)
+
+
+def test_oracle_members_each_use_their_own_truth():
+    """Members of different truths in one ensemble: each oracle model carries its own h."""
+    members = [
+        make_members(make_task_pair("mixture", d_z=3, seed=seed), [seed], 100, None)[0]
+        for seed in (0, 1)
+    ]
+    fitted = TRAINERS["oracle"](members, TINY)
+    z = members[0].target.z[:10]
+    for f, member in zip(fitted, members, strict=True):
+        expected = member.pair.target.embedding(z).float()
+        torch.testing.assert_close(f.model.embedding(z.float()), expected)
