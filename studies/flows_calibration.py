@@ -5,6 +5,8 @@
 Checks, with the exact KL of every fit (float64, full-batch L-BFGS on all n samples):
 - 2 n KL / k for ``scratch`` and ``oracle`` at n_t in {500, 1000, 2000, 4000};
 - ``transfer`` against k_oracle / (2 n_t) + kappa d_h (d_z - d_h) / (2 n_s) at two n_s;
+- the crossover: ``transfer`` at n_t = 1000 over a grid of n_s around kappa n_t = 4000,
+  against ``scratch`` at n_t = 1000;
 - the optimisation gap: KL of the trained model minus KL of the closed-form MLE on the
   same samples.
 Writes ``flows_calibration.csv`` (one row per fit) and prints Markdown tables.
@@ -29,6 +31,8 @@ D_X, D_Z, D_H = 4, 8, 2
 SIGNAL_SOURCE = 0.5  # kappa = (1 / 0.5)^2 = 4
 N_TARGETS = (500, 1000, 2000, 4000)
 N_SOURCES = (16_000, 64_000)
+CROSSOVER_N_TARGET = 1000
+CROSSOVER_N_SOURCES = (1000, 2000, 3000, 4000, 6000, 8000, 16_000)
 K_ORACLE = D_X * D_H + D_X + D_X * (D_X + 1) // 2
 K_SUBSPACE = D_H * (D_Z - D_H)
 
@@ -77,8 +81,10 @@ def main() -> None:
         members = make_members(pair, range(args.seeds), n_target, None)
         for method, trainer in (("scratch", scratch), ("oracle", oracle)):
             rows += rows_of(method, trainer(members, training), members)
-    for n_source in N_SOURCES:
-        members = make_members(pair, range(args.seeds), N_TARGETS[-1], n_source)
+    transfer_cells = [(N_TARGETS[-1], n_s) for n_s in N_SOURCES]
+    transfer_cells += [(CROSSOVER_N_TARGET, n_s) for n_s in CROSSOVER_N_SOURCES]
+    for n_target, n_source in transfer_cells:
+        members = make_members(pair, range(args.seeds), n_target, n_source)
         fitted = transfer(members, training, pretrain(members, training))
         rows += rows_of("transfer", fitted, members, n_source=n_source)
     frame = pd.DataFrame(rows)
@@ -95,7 +101,7 @@ def main() -> None:
         )
     )
 
-    moved = frame[frame.method == "transfer"].copy()
+    moved = frame[(frame.method == "transfer") & (frame.n_target == N_TARGETS[-1])].copy()
     prediction = K_ORACLE / (2 * moved.n_target) + kappa * K_SUBSPACE / (2 * moved.n_source)
     moved["ratio"] = moved.kl_exact / prediction
     print(f"\n## transfer KL / prediction, n_t = {N_TARGETS[-1]}, kappa = {kappa:g}\n")

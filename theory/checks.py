@@ -1,0 +1,122 @@
+"""Checks: named records that compare a measured figure with its limit.
+
+Two kinds are kept apart:
+- ``must_hold``: a failure means a bug or a wrong claim (``run_all.py --check`` exits 1);
+- ``candidate``: a fitted slope beside a candidate slope, reported as consistent or not,
+  never failing a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sims.metrics import Estimate, pinsker_holds
+from theory.fitting import Interval
+
+MUST_HOLD, CANDIDATE = "must_hold", "candidate"
+CALIBRATION_BAND = (0.85, 1.15)
+CROSSOVER_FACTOR = 1.5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: its name and kind, the measured figure, the limit, and the verdict."""
+
+    name: str
+    kind: str
+    figure: float
+    limit: str
+    passed: bool
+    detail: str = ""
+
+
+def pinsker(frame: pd.DataFrame, n_se: float = 4.0) -> Check:
+    """[classical] TV <= sqrt(KL / 2) on every row, within ``n_se`` standard errors."""
+    violations = [
+        not pinsker_holds(Estimate(r.kl, r.kl_se), Estimate(r.tv, r.tv_se), n_se)
+        for r in frame.itertuples()
+    ]
+    count = int(np.sum(violations))
+    return Check(
+        "pinsker",
+        MUST_HOLD,
+        count,
+        f"0 rows with TV > sqrt(KL/2) beyond {n_se:g} se",
+        count == 0,
+        f"{len(frame)} rows",
+    )
+
+
+def in_band(name: str, ratios: pd.Series, band=CALIBRATION_BAND, detail: str = "") -> Check:
+    """The mean of ``ratios`` (over seeds) lies in ``band``."""
+    mean = float(ratios.mean())
+    low, high = band
+    return Check(name, MUST_HOLD, mean, f"in [{low:g}, {high:g}]", low <= mean <= high, detail)
+
+
+def crossover(name: str, measured: Interval, predicted: float) -> Check:
+    """[formalization] The measured crossover n_s* within a factor 1.5 of kappa n_t."""
+    ratio = measured.value / predicted
+    passed = math.isfinite(ratio) and 1 / CROSSOVER_FACTOR <= ratio <= CROSSOVER_FACTOR
+    return Check(
+        name,
+        MUST_HOLD,
+        ratio,
+        f"measured / predicted in [1/{CROSSOVER_FACTOR:g}, {CROSSOVER_FACTOR:g}]",
+        passed,
+        f"n_s* = {measured.value:.0f} [{measured.low:.0f}, {measured.high:.0f}], "
+        f"predicted {predicted:.0f}",
+    )
+
+
+def ordering(name: str, better: pd.Series, worse: pd.Series) -> Check:
+    """The mean error of ``better`` (e.g. oracle) does not exceed that of ``worse`` (scratch)."""
+    gap = float(better.mean() - worse.mean())
+    return Check(name, MUST_HOLD, gap, "mean KL difference <= 0", gap <= 0)
+
+
+def path_bound(frame: pd.DataFrame, tolerance: float = 1e-6) -> Check:
+    """[classical] The diffusion path bound is not below the sampler's exact KL."""
+    shortfall = float((frame.kl_sampler - frame.path_kl_bound).max())
+    return Check(
+        "path_bound",
+        MUST_HOLD,
+        shortfall,
+        f"max(kl_sampler - path_kl_bound) <= {tolerance:g}",
+        shortfall <= tolerance,
+        f"{len(frame)} rows",
+    )
+
+
+def slope(name: str, fitted: Interval, candidate: float) -> Check:
+    """[candidate] A fitted slope beside the candidate slope; consistent when the bootstrap
+    interval covers it. Reported, never failing."""
+    return Check(
+        name,
+        CANDIDATE,
+        fitted.value,
+        f"candidate {candidate:.3f}",
+        fitted.covers(candidate),
+        f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}]",
+    )
+
+
+def table(checks: list[Check]) -> pd.DataFrame:
+    """The checks as one tidy table."""
+    return pd.DataFrame([asdict(c) for c in checks])
+
+
+def write(checks: list[Check], path: Path) -> None:
+    """Write ``checks.csv``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table(checks).to_csv(path, index=False)
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    """The must-hold checks that failed."""
+    return [c for c in checks if c.kind == MUST_HOLD and not c.passed]
