@@ -1,0 +1,133 @@
+"""Samplers, likelihood, score error and path bound, each checked with the true score."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_DIMS
+
+from sims.diffusion.bounds import path_bound, prior_kl, score_error
+from sims.diffusion.likelihood import ode_log_prob
+from sims.diffusion.sampling import reverse_sde_sample
+from sims.generators import families, make_task_pair
+from sims.metrics import gaussian_kl, mmd
+
+TAU0 = 1e-3
+
+
+def target(family, **knobs):
+    return make_task_pair(family, seed=1, **(SMALL_DIMS[family] | knobs)).target
+
+
+@pytest.mark.parametrize("family", families())
+def test_probability_flow_with_the_true_score_reproduces_the_density(family):
+    """Tolerance 1e-3 nats per point: the adaptive solver's (rtol 1e-6, atol 1e-8)."""
+    task = target(family)
+    z, x = task.sample(100, seed=0, tau=TAU0)
+    exact_prior = lambda y: task.log_prob(y, z, 1.0)  # noqa: E731
+    estimate = ode_log_prob(task.score, task.sde, x, z, TAU0, prior_log_prob=exact_prior)
+    torch.testing.assert_close(estimate, task.log_prob(x, z, TAU0), atol=1e-3, rtol=0)
+
+
+def test_probability_flow_with_the_standard_prior_is_off_by_the_prior_mismatch_only():
+    task = target("mixture")
+    z, x = task.sample(200, seed=0, tau=TAU0)
+    error = ode_log_prob(task.score, task.sde, x, z, TAU0) - task.log_prob(x, z, TAU0)
+    assert error.abs().max() < 0.1 and error.abs().mean() > 1e-4
+
+
+def test_hutchinson_divergence_is_unbiased():
+    task = target("shared_latent")
+    z, x = task.sample(400, seed=0, tau=TAU0)
+    exact_prior = lambda y: task.log_prob(y, z, 1.0)  # noqa: E731
+    estimate = ode_log_prob(
+        task.score,
+        task.sde,
+        x,
+        z,
+        TAU0,
+        prior_log_prob=exact_prior,
+        exact_up_to=1,
+        generator=torch.Generator().manual_seed(0),
+    )
+    error = estimate - task.log_prob(x, z, TAU0)
+    assert error.abs().max() > 1e-2  # a real stochastic estimate ...
+    assert abs(error.mean().item()) < 4 * error.std().item() / math.sqrt(len(error))  # unbiased
+
+
+def joint(z, x):
+    return x if z is None else torch.cat([z, x], 1)
+
+
+@pytest.mark.parametrize("family", ["mixture", "shared_subspace"])
+@pytest.mark.parametrize("corrector_steps", [0, 1])
+def test_reverse_sde_with_the_true_score_samples_the_truth(family, corrector_steps):
+    """MMD of sampler output to truth samples lies within the spread of MMD between
+    independent truth samples (the null)."""
+    task, n = target(family), 400
+    z, reference = task.sample(n, seed=100, tau=TAU0)
+    z_fresh, _ = task.sample(n, seed=101, tau=TAU0)
+    samples = reverse_sde_sample(
+        task.score,
+        task.sde,
+        n,
+        task.d_x,
+        z_fresh,
+        TAU0,
+        steps=400,
+        corrector_steps=corrector_steps,
+        generator=torch.Generator().manual_seed(0),
+    )
+    null = []
+    for seed in range(12):
+        z_null, x_null = task.sample(n, seed=200 + seed, tau=TAU0)
+        null.append(mmd(joint(z_null, x_null), joint(z, reference), bandwidth=1.0).value)
+    observed = mmd(joint(z_fresh, samples), joint(z, reference), bandwidth=1.0).value
+    assert observed < np.mean(null) + 4 * np.std(null), (observed, null)
+
+
+def test_reverse_sde_check_has_power():
+    """The same check rejects a sampler whose score is off by a constant."""
+    task, n = target("mixture"), 400
+    z, reference = task.sample(n, seed=100, tau=TAU0)
+    z_fresh, _ = task.sample(n, seed=101, tau=TAU0)
+    wrong = lambda x, z, tau: task.score(x, z, tau) + 0.5  # noqa: E731
+    samples = reverse_sde_sample(wrong, task.sde, n, task.d_x, z_fresh, TAU0, steps=400)
+    null = [
+        mmd(joint(*task.sample(n, seed=200 + s, tau=TAU0)), joint(z, reference), bandwidth=1.0)
+        for s in range(12)
+    ]
+    observed = mmd(joint(z_fresh, samples), joint(z, reference), bandwidth=1.0).value
+    assert observed > np.mean([m.value for m in null]) + 4 * np.std([m.value for m in null])
+
+
+def test_path_bound_with_the_true_score_is_the_prior_kl():
+    task = target("mixture")
+    assert score_error(task.score, task, TAU0, n=200).value == 0.0
+    bound = path_bound(task.score, task, TAU0, n=200, seed=3)
+    prior = prior_kl(task, seed=3)
+    assert (bound.value, bound.se) == pytest.approx((prior.value, prior.se))
+
+
+def test_prior_kl_matches_closed_form():
+    """linear_gaussian at tau = 1: E_z KL(N(alpha (C z + b), S) || N(0, I)) in closed form."""
+    task = make_task_pair("linear_gaussian", d_x=2, d_z=3, d_h=1, seed=0, noise=2.0).target
+    p = task.params
+    alpha, sigma = task.sde.alpha(1.0), task.sde.sigma(1.0)
+    cov = alpha**2 * p["Sigma"] + sigma**2 * torch.eye(2, dtype=torch.float64)
+    coefficients = p["B"] @ p["W"]
+    eye = torch.eye(2, dtype=torch.float64)
+    at_zero = gaussian_kl(alpha * p["b"], cov, torch.zeros(2, dtype=torch.float64), eye)
+    expected = at_zero + 0.5 * alpha**2 * (coefficients**2).sum()
+    estimate = prior_kl(task, n=40_000, seed=1)
+    assert abs(estimate.value - expected.item()) < 4 * estimate.se
+
+
+def test_score_error_of_a_constant_offset_is_exact():
+    """s = true score + c: the integrand is beta |c|^2, so the error is |c|^2 int beta."""
+    task = target("gaussian_smooth")
+    offset = torch.tensor([0.3, -0.4], dtype=torch.float64)
+    error = score_error(lambda x, z, tau: task.score(x, z, tau) + offset, task, TAU0, n=50)
+    integral = task.sde.integrated_beta(1.0) - task.sde.integrated_beta(TAU0)
+    assert error.value == pytest.approx(0.25 * integral, rel=1e-9)
