@@ -9,9 +9,10 @@ from conftest import SMALL_DIMS
 
 from sims.diffusion.bounds import path_bound, prior_kl, score_error
 from sims.diffusion.likelihood import ode_log_prob
+from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample
 from sims.generators import families, make_task_pair
-from sims.metrics import gaussian_kl, mmd
+from sims.metrics import gaussian_kl, linear_gaussian_kl, mmd
 
 TAU0 = 1e-3
 
@@ -131,3 +132,69 @@ def test_score_error_of_a_constant_offset_is_exact():
     error = score_error(lambda x, z, tau: task.score(x, z, tau) + offset, task, TAU0, n=50)
     integral = task.sde.integrated_beta(1.0) - task.sde.integrated_beta(TAU0)
     assert error.value == pytest.approx(0.25 * integral, rel=1e-9)
+
+
+def linear_anchor():
+    task = make_task_pair("linear_gaussian", d_x=2, d_z=3, d_h=1, seed=0).target
+    p = task.params
+    true = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], task.sde)
+    perturbed = [
+        LinearScore(
+            scale * true.coefficients, true.bias + shift, spread * true.covariance, task.sde
+        )
+        for scale, shift, spread in ((1.2, 0.2, 0.7), (0.8, -0.3, 1.5), (1.0, 0.0, 0.5))
+    ]
+    return task, true, perturbed
+
+
+def kl_between(p, q):
+    return linear_gaussian_kl(
+        p.coefficients, p.bias, p.covariance, q.coefficients, q.bias, q.covariance
+    ).item()
+
+
+def test_linear_score_of_the_truth_is_the_true_score():
+    task, true, _ = linear_anchor()
+    for tau in (TAU0, 0.2, 1.0):
+        z, x = task.sample(50, seed=0, tau=tau)
+        torch.testing.assert_close(true(x, z, tau), task.score(x, z, tau))
+
+
+def test_euler_maruyama_law_matches_a_monte_carlo_run_of_the_sampler():
+    task, _, perturbed = linear_anchor()
+    score, n, steps = perturbed[0], 50_000, 100
+    z = torch.randn(1, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    samples = reverse_sde_sample(
+        score,
+        task.sde,
+        n,
+        2,
+        z.expand(n, -1),
+        TAU0,
+        steps,
+        generator=torch.Generator().manual_seed(0),
+    )
+    law = euler_maruyama_law(score, TAU0, steps)
+    mean, cov = (z @ law.coefficients.T + law.bias)[0], law.covariance
+    mean_se = (cov.diagonal() / n).sqrt()
+    cov_se = ((cov**2 + cov.diagonal()[:, None] * cov.diagonal()[None]) / n).sqrt()
+    assert torch.all((samples.mean(0) - mean).abs() < 4 * mean_se)
+    assert torch.all((torch.cov(samples.T) - cov).abs() < 4 * cov_se)
+
+
+def test_euler_maruyama_law_converges_to_the_continuous_law():
+    _, _, perturbed = linear_anchor()
+    exact = sampler_law(perturbed[1], TAU0)
+    gaps = [kl_between(exact, euler_maruyama_law(perturbed[1], TAU0, s)) for s in (100, 1000)]
+    assert gaps[1] < gaps[0] / 5
+
+
+def test_path_bound_is_not_below_the_exact_sampler_kl():
+    task, true, perturbed = linear_anchor()
+    truth = true.at(TAU0)
+    assert kl_between(truth, sampler_law(true, TAU0)) < 1e-6
+    for score in perturbed:
+        kl_sampler = kl_between(truth, sampler_law(score, TAU0))
+        bound = path_bound(score, task, TAU0, n=4000, seed=1)
+        assert kl_sampler > 0.01
+        assert bound.value + 4 * bound.se >= kl_sampler
