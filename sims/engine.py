@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
-from sims.models.base import DensityModel
+from sims.generators.seeding import seeded_generator
+from sims.models.base import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class Dataset:
         pick = lambda rows: Dataset(self.x[rows], None if self.z is None else self.z[rows])  # noqa: E731
         return pick(keep), pick(out)
 
+    def repeated(self, times: int) -> Dataset:
+        """The rows ``times`` over."""
+        z = None if self.z is None else self.z.repeat(times, 1)
+        return Dataset(self.x.repeat(times, 1), z)
+
     @staticmethod
     def union(first: Dataset, second: Dataset) -> Dataset:
         """The rows of both (same dimensions)."""
@@ -66,6 +72,9 @@ class MinibatchConfig:
         eval_every: steps between evaluations of the held-out loss; small, so that members
             with few samples (many epochs per step) are not stopped late.
         patience: evaluations without improvement before a member stops.
+        held_out_noise_draws: noise draws per held-out row for losses that use noise
+            (denoising score matching), fixed for the whole fit, so that successive
+            evaluations compare the same quantity with less noise.
     """
 
     held_out_fraction: float = 0.2
@@ -74,6 +83,7 @@ class MinibatchConfig:
     max_steps: int = 5000
     eval_every: int = 10
     patience: int = 50
+    held_out_noise_draws: int = 8
 
 
 @dataclass
@@ -90,7 +100,7 @@ class _Stack:
     """Members stacked for ``vmap``: parameters (trainable and frozen), buffers, padded data."""
 
     def __init__(
-        self, models: Sequence[DensityModel], trainable: Callable[[str], bool], device: str
+        self, models: Sequence[TrainedModel], trainable: Callable[[str], bool], device: str
     ):
         if len({type(m) for m in models}) != 1:
             raise ValueError("an ensemble needs members of one architecture")
@@ -121,17 +131,29 @@ class _Stack:
         z = None if datasets[0].z is None else padded([d.z for d in datasets])
         return padded([d.x for d in datasets]), z, weights
 
-    def losses(self, x: Tensor, z: Tensor | None, weights: Tensor) -> Tensor:
-        """Each member's weighted mean negative log-likelihood on its own rows, (E,)."""
+    def losses(self, x: Tensor, z: Tensor | None, weights: Tensor, noise: Tensor) -> Tensor:
+        """Each member's training loss on its own rows and noise, (E,)."""
 
-        def member(params, buffers, x, z, weights):
-            return functional_call(self.base, (params, buffers), (x, z, weights))
+        def member(params, buffers, x, z, weights, noise):
+            return functional_call(self.base, (params, buffers), (x, z, weights, noise))
 
         params = self.trainable | self.frozen
-        in_dims = (0, 0, 0, None if z is None else 0, 0)
-        return vmap(member, in_dims=in_dims)(params, self.buffers, x, z, weights)
+        in_dims = (0, 0, 0, None if z is None else 0, 0, 0)
+        return vmap(member, in_dims=in_dims)(params, self.buffers, x, z, weights, noise)
 
-    def unstacked(self, params: dict[str, Tensor]) -> list[DensityModel]:
+    def noise(self, generators: Sequence[torch.Generator], *shape: int) -> Tensor:
+        """(*shape[:-1], E, shape[-1], noise_features) standard normal noise, each member's from
+        its own generator (nothing is drawn for models that need no noise)."""
+        features = self.base.noise_features
+        options = {"dtype": self.dtype}
+        if features == 0:
+            return torch.zeros(*shape[:-1], len(generators), shape[-1], 0, **options).to(
+                self.device
+            )
+        draws = [torch.randn(*shape, features, generator=g, **options) for g in generators]
+        return torch.stack(draws, dim=len(shape) - 1).to(self.device)
+
+    def unstacked(self, params: dict[str, Tensor]) -> list[TrainedModel]:
         """Copies of the members carrying ``params`` (stacked) and their own buffers."""
         members = []
         for i, model in enumerate(self.models):
@@ -147,14 +169,14 @@ def _failures(losses: list[float], reason: str) -> list[str | None]:
 
 
 def fit_minibatch(
-    models: Sequence[DensityModel],
+    models: Sequence[TrainedModel],
     train: Sequence[Dataset],
     held_out: Sequence[Dataset],
     seeds: Sequence[int],
     config: MinibatchConfig = MinibatchConfig(),
     trainable: Callable[[str], bool] = lambda name: True,
     device: str = "cpu",
-) -> tuple[list[DensityModel], FitReport]:
+) -> tuple[list[TrainedModel], FitReport]:
     """Train each member on its ``train`` set by Adam, stopping early on its ``held_out`` set.
 
     Args:
@@ -168,6 +190,8 @@ def fit_minibatch(
     """
     stack = _Stack(models, trainable, device)
     x, z, _ = stack.pad(train)
+    if stack.base.noise_features:
+        held_out = [d.repeated(config.held_out_noise_draws) for d in held_out]
     x_held, z_held, w_held = stack.pad(held_out)
     sizes = torch.tensor([len(d) for d in train])
     generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -176,9 +200,12 @@ def fit_minibatch(
     members = torch.arange(ensemble, device=device)[:, None]
     ones = torch.ones(ensemble, config.batch_size, dtype=stack.dtype, device=device)
 
+    held_out_generators = [seeded_generator(s, "held-out noise") for s in seeds]
+    noise_held = stack.noise(held_out_generators, x_held.shape[1])
+
     def held_out_losses() -> Tensor:
         with torch.no_grad():
-            return stack.losses(x_held, z_held, w_held)
+            return stack.losses(x_held, z_held, w_held, noise_held)
 
     best = {k: v.detach().clone() for k, v in stack.trainable.items()}
     best_loss = held_out_losses().nan_to_num(nan=math.inf)
@@ -195,11 +222,12 @@ def fit_minibatch(
             ],
             dim=1,
         ).to(device)
+        noise = stack.noise(generators, block, config.batch_size)
         for b in range(block):
             batch_x = x[members, rows[b]]
             batch_z = None if z is None else z[members, rows[b]]
             optimiser.zero_grad(set_to_none=True)
-            stack.losses(batch_x, batch_z, ones).sum().backward()
+            stack.losses(batch_x, batch_z, ones, noise[b]).sum().backward()
             optimiser.step()
         step += block
         loss = held_out_losses().cpu()
@@ -220,13 +248,13 @@ def fit_minibatch(
 
 
 def fit_full_batch(
-    models: Sequence[DensityModel],
+    models: Sequence[TrainedModel],
     train: Sequence[Dataset],
     trainable: Callable[[str], bool] = lambda name: True,
     max_iterations: int = 2000,
     tolerance: float = 1e-10,
     device: str = "cpu",
-) -> tuple[list[DensityModel], FitReport]:
+) -> tuple[list[TrainedModel], FitReport]:
     """Maximise each member's likelihood on all of its samples by L-BFGS, to convergence.
 
     The objective is the sum of the members' mean negative log-likelihoods, which separates,
@@ -234,7 +262,10 @@ def fit_full_batch(
     ``tolerance`` on the gradient.
     """
     stack = _Stack(models, trainable, device)
+    if stack.base.noise_features:
+        raise ValueError("full-batch fitting needs a loss without noise")
     x, z, weights = stack.pad(train)
+    no_noise = stack.noise([None] * len(models), x.shape[1])
     optimiser = torch.optim.LBFGS(
         stack.trainable.values(),
         lr=1.0,
@@ -247,13 +278,13 @@ def fit_full_batch(
 
     def closure() -> Tensor:
         optimiser.zero_grad(set_to_none=True)
-        total = stack.losses(x, z, weights).sum()
+        total = stack.losses(x, z, weights, no_noise).sum()
         total.backward()
         return total
 
     optimiser.step(closure)
     with torch.no_grad():
-        loss = stack.losses(x, z, weights).cpu()
+        loss = stack.losses(x, z, weights, no_noise).cpu()
     iterations = optimiser.state[optimiser._params[0]]["n_iter"]
     report = FitReport(
         best_step=[iterations] * len(models),

@@ -26,8 +26,12 @@ import torch
 
 from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import TaskPair
-from sims.models.architectures import FlowArchitecture, LinearGaussianArchitecture
-from sims.models.base import DensityModel, is_embedding_parameter
+from sims.models.architectures import (
+    FlowArchitecture,
+    LinearGaussianArchitecture,
+    ScoreArchitecture,
+)
+from sims.models.base import TrainedModel, is_embedding_parameter
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def make_members(
 class Training:
     """How to train: the architecture, the minibatch settings and the device."""
 
-    architecture: FlowArchitecture | LinearGaussianArchitecture
+    architecture: FlowArchitecture | LinearGaussianArchitecture | ScoreArchitecture
     config: MinibatchConfig = field(default_factory=MinibatchConfig)
     device: str = "cpu"
 
@@ -75,7 +79,7 @@ class Training:
 class Fitted:
     """A trained target model and how it was obtained."""
 
-    model: DensityModel
+    model: TrainedModel
     n_train: int
     best_step: int
     failure: str | None
@@ -83,7 +87,7 @@ class Fitted:
 
 def _built(
     training: Training, members: Sequence[Member], data: Sequence[Dataset], embeddings, stage: int
-) -> list[DensityModel]:
+) -> list[TrainedModel]:
     """Fresh models, member i standardised on ``data[i]`` over ``embeddings[i]`` (``None``: a
     fresh embedding part) and initialised from its seed; ``stage`` separates training stages."""
     models = []
@@ -96,7 +100,7 @@ def _built(
 
 def _fit(
     training: Training,
-    models: list[DensityModel],
+    models: list[TrainedModel],
     members: Sequence[Member],
     train: list[Dataset],
     held_out: list[Dataset] | None,

@@ -62,6 +62,11 @@ class VPSDE:
         """Noise scale sigma_tau = sqrt(1 - alpha_tau^2), accurate for small tau."""
         return math.sqrt(-math.expm1(-self.integrated_beta(tau)))
 
+    def alpha_sigma(self, tau: Tensor) -> tuple[Tensor, Tensor]:
+        """alpha_tau and sigma_tau for a tensor of times (no range check), shapes of ``tau``."""
+        integral = self.beta_min * tau + 0.5 * tau**2 * (self.beta_max - self.beta_min)
+        return torch.exp(-0.5 * integral), torch.sqrt(-torch.expm1(-integral))
+
     def sde(self, x: Tensor, tau: float) -> tuple[Tensor, float]:
         """Drift f(x, tau) = -1/2 beta x, shape of ``x``, and diffusion g(tau) = sqrt(beta)."""
         beta = self.beta(tau)

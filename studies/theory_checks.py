@@ -2,7 +2,7 @@
 
     python studies/theory_checks.py [--results results]
 
-Reads ``flows_calibration.csv`` and ``flows_transfer.csv`` (written by the two flow
+Reads ``flows_calibration.csv`` and ``flow_transfer.csv`` (written by the two flow
 studies), then writes ``checks.csv``, ``slopes.csv`` and ``tables/{checks,slopes}.{md,tex}``
 under ``--results`` and prints the tables. Exits 1 when a must-hold check fails.
 """
@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args()
     calibration = pd.read_csv(args.results / "flows_calibration.csv")
-    transfer = pd.read_csv(args.results / "flows_transfer.csv")
+    transfer = pd.read_csv(args.results / "flow_transfer.csv")
     anchor, anchor_slopes = anchor_checks(calibration)
     smooth, smooth_slopes = smooth_checks(transfer)
     slope_table = pd.DataFrame(anchor_slopes + smooth_slopes)

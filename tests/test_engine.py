@@ -6,13 +6,18 @@ import torch
 from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, scratch
-from sims.models.architectures import FlowArchitecture, LinearGaussianArchitecture
+from sims.models.architectures import (
+    FlowArchitecture,
+    LinearGaussianArchitecture,
+    ScoreArchitecture,
+)
 
 CONFIG = MinibatchConfig(max_steps=120, eval_every=20, batch_size=64, patience=3)
 ARCHITECTURE = FlowArchitecture(hidden=16, transforms=2)
+ARCHITECTURES = {"flow": ARCHITECTURE, "diffusion": ScoreArchitecture(hidden=16, layers=2)}
 
 
-def flow_problem(n_members, sizes=None):
+def flow_problem(n_members, sizes=None, architecture=ARCHITECTURE):
     pair = make_task_pair("gaussian_smooth", d_x=2, d_z=3, d_h=2, seed=0)
     members = make_members(pair, range(n_members), n_target=200, n_source=None)
     train, held_out, models = [], [], []
@@ -24,7 +29,7 @@ def flow_problem(n_members, sizes=None):
         train.append(t)
         held_out.append(h)
         torch.manual_seed(member.seed)
-        models.append(ARCHITECTURE.build(pair, t, None))
+        models.append(architecture.build(pair, t, None))
     return models, train, held_out, [m.seed for m in members]
 
 
@@ -35,9 +40,10 @@ def max_difference(a, b):
     )
 
 
-def test_a_member_alone_and_in_an_ensemble_of_eight_agree():
+@pytest.mark.parametrize("model", sorted(ARCHITECTURES))
+def test_a_member_alone_and_in_an_ensemble_of_eight_agree(model):
     sizes = [200, 120, 80, 200, 60, 150, 100, 90]
-    models, train, held_out, seeds = flow_problem(8, sizes)
+    models, train, held_out, seeds = flow_problem(8, sizes, ARCHITECTURES[model])
     together, report = fit_minibatch(models, train, held_out, seeds, CONFIG)
     for i in (0, 4, 6):
         alone, alone_report = fit_minibatch(
@@ -67,8 +73,9 @@ def test_a_failing_member_is_reported_and_leaves_the_others_alone():
     assert max_difference(fitted[0], clean[0]) < 1e-5
 
 
-def test_frozen_parameters_are_bit_identical():
-    models, train, held_out, seeds = flow_problem(2)
+@pytest.mark.parametrize("model", sorted(ARCHITECTURES))
+def test_frozen_parameters_are_bit_identical(model):
+    models, train, held_out, seeds = flow_problem(2, architecture=ARCHITECTURES[model])
     before = [dict(m.embedding.state_dict()) for m in models]
     fitted, _ = fit_minibatch(
         models, train, held_out, seeds, CONFIG, trainable=lambda n: not n.startswith("embedding.")
@@ -111,3 +118,9 @@ def test_an_ensemble_needs_one_architecture():
     )
     with pytest.raises(ValueError, match="one architecture"):
         fit_full_batch([models[0], other], [train[0], train[0]])
+
+
+def test_full_batch_refuses_a_loss_with_noise():
+    models, train, _, _ = flow_problem(1, architecture=ARCHITECTURES["diffusion"])
+    with pytest.raises(ValueError, match="noise"):
+        fit_full_batch(models, train)

@@ -8,16 +8,19 @@ import torch
 from conftest import SMALL_DIMS
 
 from sims.engine import MinibatchConfig
-from sims.evaluation import evaluate
+from sims.evaluation import evaluate, evaluate_score_model
 from sims.generators import families, make_task_pair
 from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
-from sims.models.architectures import FlowArchitecture, LinearGaussianArchitecture
+from sims.models.architectures import (
+    FlowArchitecture,
+    LinearGaussianArchitecture,
+    ScoreArchitecture,
+)
 from sims.models.linear_gaussian import fit_given_embedding, fit_reduced_rank
 
-TINY = Training(
-    FlowArchitecture(hidden=16, transforms=2),
-    MinibatchConfig(max_steps=40, eval_every=20, batch_size=64),
-)
+TINY_CONFIG = MinibatchConfig(max_steps=40, eval_every=20, batch_size=64)
+TINY = Training(FlowArchitecture(hidden=16, transforms=2), TINY_CONFIG)
+TINY_SCORES = Training(ScoreArchitecture(hidden=16, layers=2), TINY_CONFIG)
 
 
 @pytest.mark.parametrize("family", families())
@@ -36,13 +39,14 @@ def embedding_state(model):
     return {k: v.clone() for k, v in model.embedding.state_dict().items()}
 
 
-def test_transfer_freezes_the_embedding_and_finetune_moves_it():
+@pytest.mark.parametrize("training", [TINY, TINY_SCORES], ids=["flow", "diffusion"])
+def test_transfer_freezes_the_embedding_and_finetune_moves_it(training):
     pair = make_task_pair("gaussian_smooth", d_x=2, d_z=3, d_h=2, seed=0)
     members = make_members(pair, [0, 1], n_target=100, n_source=300)
-    pretrained = pretrain(members, TINY)
+    pretrained = pretrain(members, training)
     before = [embedding_state(p.model) for p in pretrained]
-    transferred = transfer(members, TINY, pretrained)
-    finetuned = finetune(members, TINY, pretrained)
+    transferred = transfer(members, training, pretrained)
+    finetuned = finetune(members, training, pretrained)
     for state, t, f in zip(before, transferred, finetuned, strict=True):
         for name, value in state.items():
             assert torch.equal(t.model.embedding.state_dict()[name], value)
@@ -106,3 +110,27 @@ def test_oracle_members_each_use_their_own_truth():
     for f, member in zip(fitted, members, strict=True):
         expected = member.pair.target.embedding(z).float()
         torch.testing.assert_close(f.model.embedding(z.float()), expected)
+
+
+@pytest.mark.parametrize(
+    "family", ["gaussian_smooth", "mixture", "linear_gaussian", "shared_subspace"]
+)
+@pytest.mark.parametrize("method", sorted(TRAINERS))
+def test_every_method_trains_score_models(family, method):
+    pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
+    members = make_members(pair, [0], n_target=100, n_source=200)
+    fitted = TRAINERS[method](members, TINY_SCORES)[0]
+    row = evaluate_score_model(
+        fitted.model, members[0], n_ode=50, n_samples=100, steps=50, n_score=200
+    )
+    assert fitted.failure is None and fitted.n_train == 80
+    for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
+        assert math.isfinite(row[column]), column
+    assert row["score_err_se"] > 0 and row["path_kl_bound"] >= 0.5 * row["score_err"]
+
+
+def test_shared_latent_has_no_score_architecture_yet():
+    pair = make_task_pair("shared_latent", seed=0)
+    members = make_members(pair, [0], n_target=50, n_source=None)
+    with pytest.raises(ValueError, match="no score architecture"):
+        TRAINERS["scratch"](members, TINY_SCORES)

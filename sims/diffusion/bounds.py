@@ -39,7 +39,7 @@ def score_error(
         factor = weight * sde.beta(tau) * tau
         total += factor * squared.mean().item()
         variance += (factor * squared.std().item()) ** 2 / n
-    return Estimate(total, math.sqrt(variance))
+    return Estimate(float(total), math.sqrt(variance))
 
 
 def prior_kl(truth: Task, n: int = 20_000, seed: int = 0) -> Estimate:

@@ -4,11 +4,13 @@ The ODE dx/dtau = -1/2 beta(tau) (x + s(x, tau)) carries p_tau_0 to p_1 through 
 marginals as the SDE, so log p_tau_0(x(tau_0)) = log p_1(x(1)) + int_{tau_0}^1 div f~ dtau,
 with div f~ = -1/2 beta (d + div s). The divergence is exact (one backward pass per
 coordinate) up to ``exact_up_to`` dimensions and a Hutchinson estimate beyond. The ODE is
-solved by torchdiffeq's adaptive Dormand-Prince method, on the device of x.
+solved in log tau (where the dynamics near tau_0, scaled by tau, change slowly) by
+torchdiffeq's adaptive Dormand-Prince method, on the device of x.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -58,18 +60,18 @@ def ode_log_prob(
         signs = torch.randint(0, 2, x.shape, generator=generator).to(x)
         probe = 2 * signs - 1
 
-    def dynamics(tau: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    def dynamics(log_tau: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        tau = min(float(log_tau.exp()), 1.0)
         with torch.enable_grad():
             y = state[0].detach().requires_grad_(True)
-            beta = sde.beta(float(tau))
-            s = score(y, z, float(tau))
+            s = score(y, z, tau)
             divergence = _divergence(s, y, probe)
-        velocity = -0.5 * beta * (y + s)
-        return velocity.detach(), (-0.5 * beta * (y.shape[1] + divergence)).detach()
+        rate = -0.5 * sde.beta(tau) * tau  # d tau / d log tau = tau
+        return (rate * (y + s)).detach(), (rate * (y.shape[1] + divergence)).detach()
 
-    times = torch.tensor([tau0, 1.0], dtype=x.dtype, device=x.device)
+    times = torch.tensor([math.log(tau0), 0.0], dtype=x.dtype, device=x.device)
     start = (x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
-    # step_t: end a step exactly at tau = 1, so no stage is evaluated beyond it
+    # step_t: end a step exactly at log tau = 0, so no stage is evaluated beyond it
     path, integral = odeint(
         dynamics, start, times, rtol=rtol, atol=atol, method="dopri5", options={"step_t": times}
     )

@@ -9,7 +9,7 @@ from torch import nn
 
 from sims.engine import Dataset
 from sims.generators import GaussianMixture, TaskPair
-from sims.models.base import DensityModel, FixedEmbedding, Standardiser
+from sims.models.base import DensityModel, FixedEmbedding, Standardiser, TrainedModel
 from sims.models.flows import (
     ConditionalFlow,
     FixedFrame,
@@ -18,6 +18,19 @@ from sims.models.flows import (
     SubspaceFlow,
 )
 from sims.models.linear_gaussian import LinearGaussianModel
+from sims.models.scores import ConditionalScore, SubspaceScore
+
+
+def true_embedding(pair: TaskPair) -> nn.Module:
+    """The target's true embedding part, as a module without parameters: h for conditional
+    families, the frame U of ``shared_subspace``, the latent law of ``shared_latent``."""
+    target = pair.target
+    if target.d_z is not None:
+        return FixedEmbedding(target.embedding)
+    if pair.family == "shared_subspace":
+        return FixedFrame(target.params["U"])
+    names = ("latent_log_weights", "latent_means", "latent_covariances")
+    return FixedLatent(GaussianMixture(*(target.params[n] for n in names)))
 
 
 @dataclass(frozen=True)
@@ -51,14 +64,7 @@ class FlowArchitecture:
         raise ValueError(f"family={pair.family!r} has no flow architecture")
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
-        """The target's true embedding part, as a module without parameters."""
-        target = pair.target
-        if target.d_z is not None:
-            return FixedEmbedding(target.embedding)
-        if pair.family == "shared_subspace":
-            return FixedFrame(target.params["U"])
-        names = ("latent_log_weights", "latent_means", "latent_covariances")
-        return FixedLatent(GaussianMixture(*(target.params[n] for n in names)))
+        return true_embedding(pair)
 
 
 @dataclass(frozen=True)
@@ -75,4 +81,34 @@ class LinearGaussianArchitecture:
         return LinearGaussianModel(c["d_x"], c["d_z"], c["d_h"], embedding)
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
-        return FixedEmbedding(pair.target.embedding)
+        return true_embedding(pair)
+
+
+@dataclass(frozen=True)
+class ScoreArchitecture:
+    """Score networks trained by denoising score matching: ``ConditionalScore`` for the
+    conditional families, ``SubspaceScore`` for ``shared_subspace``.
+
+    Attributes:
+        hidden, layers: size of the networks; tau0: early-stopping time of training.
+    """
+
+    hidden: int = 128
+    layers: int = 3
+    tau0: float = 1e-3
+    full_batch = False
+    name = "diffusion"
+
+    def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
+        c = pair.config
+        sizes = {"hidden": self.hidden, "layers": self.layers, "tau0": self.tau0}
+        if pair.target.d_z is not None:
+            return ConditionalScore(
+                c["d_x"], c["d_z"], c["d_h"], embedding, sde=pair.target.sde, **sizes
+            )
+        if pair.family == "shared_subspace":
+            return SubspaceScore(c["d_x"], c["d_h"], embedding, sde=pair.target.sde, **sizes)
+        raise ValueError(f"family={pair.family!r} has no score architecture")
+
+    def true_embedding(self, pair: TaskPair) -> nn.Module:
+        return true_embedding(pair)

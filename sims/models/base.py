@@ -21,21 +21,32 @@ def is_embedding_parameter(name: str) -> bool:
     return name.startswith(EMBEDDING_PREFIX)
 
 
-class DensityModel(nn.Module):
-    """A model of log p(x | z) (z is ``None`` for unconditional models).
+class TrainedModel(nn.Module):
+    """What the training engine trains: an ``embedding`` part, a head, and a loss.
 
-    Subclasses implement ``log_prob``; ``forward`` is the weighted negative log-likelihood
-    that the training engine minimises.
+    ``forward(x, z, weight, noise)`` is the weighted training loss on rows x (N, d_x) and
+    z (N, d_z) or ``None``, with weight (N,) 0 on padding rows; ``noise`` (N,
+    ``noise_features``) is standard normal noise the engine draws from the member's own
+    stream, for losses that need randomness.
     """
 
     embedding: nn.Module
+    noise_features: int = 0
+
+
+class DensityModel(TrainedModel):
+    """A model of log p(x | z) (z is ``None`` for unconditional models).
+
+    Subclasses implement ``log_prob``; the training loss is the weighted negative
+    log-likelihood.
+    """
 
     def log_prob(self, x: Tensor, z: Tensor | None) -> Tensor:
         """log p(x | z) in nats for x (N, d_x) and z (N, d_z) or ``None``; returns (N,)."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, z: Tensor | None, weight: Tensor) -> Tensor:
-        """Weighted mean negative log-likelihood; ``weight`` (N,) is 0 on padding rows."""
+    def forward(self, x: Tensor, z: Tensor | None, weight: Tensor, noise: Tensor) -> Tensor:
+        """Weighted mean negative log-likelihood (``noise`` is not used)."""
         return -(self.log_prob(x, z) * weight).sum() / weight.sum()
 
     def truth_log_prob(self, x: Tensor, z: Tensor | None) -> Tensor:

@@ -1,13 +1,16 @@
-"""The transfer effect for spline flows on gaussian_smooth, and negative transfer.
+"""The transfer effect on gaussian_smooth, and negative transfer, for flows or diffusion.
 
-    python studies/flows_transfer.py [--seeds 20] [--out results] [--figures figures]
+    python studies/transfer_effect.py --model flow|diffusion [--seeds 20] [--out results]
+        [--figures figures]
 
 gaussian_smooth with d_x=2, d_z=8, d_h=2 (one fixed truth, structure seed 0), n_s = 20000,
-n_t in {100, 200, 500, 1000}: every method at similarity 0, and ``transfer`` at similarity
-1 (an unrelated source embedding). Each (method, n_t) is a mean over seeds with a 95 %
-Student-t interval of the KL from the truth to the trained flow (Monte Carlo over 20000
-fresh target samples per model). Writes ``flows_transfer.csv``, prints a Markdown table and
-draws ``flows_transfer.png`` and ``.pdf``.
+n_t in {100, 200, 500, 1000}: the methods at similarity 0 (every method for flows;
+scratch, transfer, oracle and finetune for diffusion), and ``transfer`` at similarity 1
+(an unrelated source embedding). Each (method, n_t) is a mean over seeds with a 95 %
+Student-t interval. Flows: KL from the truth by Monte Carlo over 20000 fresh target samples
+per model. Diffusion: KL by the probability-flow likelihood over 500 fresh samples at tau_0,
+and the exact score error. Writes ``{model}_transfer.csv``, prints Markdown tables and
+draws ``{model}_transfer.png`` and ``.pdf``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from summary import summarise
 from sims.evaluation import evaluate
 from sims.generators import make_task_pair
 from sims.methods import TRAINERS, Training, make_members, pretrain
-from sims.models.architectures import FlowArchitecture
+from sims.models.architectures import FlowArchitecture, ScoreArchitecture
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,9 +36,14 @@ N_SOURCE = 20_000
 DIMS = {"d_x": 2, "d_z": 8, "d_h": 2}
 
 
-def run(similarity: float, methods: tuple[str, ...], seeds: range) -> list[dict]:
+ARCHITECTURES = {"flow": FlowArchitecture(), "diffusion": ScoreArchitecture()}
+METHODS = {"flow": tuple(TRAINERS), "diffusion": ("scratch", "transfer", "oracle", "finetune")}
+ERRORS = {"flow": ("kl",), "diffusion": ("kl", "score_err")}
+
+
+def run(model: str, similarity: float, methods: tuple[str, ...], seeds: range) -> list[dict]:
     pair = make_task_pair("gaussian_smooth", similarity=similarity, seed=0, **DIMS)
-    training = Training(FlowArchitecture())
+    training = Training(ARCHITECTURES[model])
     pretrained_by_seed = dict(
         zip(seeds, pretrain(make_members(pair, seeds, 10, N_SOURCE), training), strict=True)
     )
@@ -48,22 +56,24 @@ def run(similarity: float, methods: tuple[str, ...], seeds: range) -> list[dict]
         fitted = TRAINERS[method](members, training, **options)
         for f, m in zip(fitted, members, strict=True):
             rows.append(
-                {"method": method, "similarity": similarity, "seed": m.seed}
+                {"model": model, "method": method, "similarity": similarity, "seed": m.seed}
                 | {"n_target": len(m.target), "n_train": f.n_train, "best_step": f.best_step}
                 | evaluate(f, m, n=20_000)
             )
-        print(f"similarity={similarity} {method}: done", flush=True)
+        print(f"{model} similarity={similarity} {method}: done", flush=True)
     return rows
 
 
-def report(frame: pd.DataFrame, figures: Path) -> None:
-    """Print the table of means and intervals and draw the figure."""
+def report(frame: pd.DataFrame, model: str, figures: Path) -> None:
+    """Print the tables of means and intervals and draw the figure (of the KL)."""
     frame = frame.assign(
         label=frame.method + frame.similarity.map({0.0: "", 1.0: " (similarity 1)"})
     )
+    for error in ERRORS[model]:
+        table = summarise(frame, ["label", "n_target"], error)
+        print(f"\n## {error} ({model}), nats: mean over seeds, 95 % t-interval\n")
+        print(table.to_markdown(index=False, floatfmt=".4f"))
     table = summarise(frame, ["label", "n_target"], "kl")
-    print("\n## KL(truth || flow), nats: mean over seeds, 95 % t-interval\n")
-    print(table.to_markdown(index=False, floatfmt=".4f"))
 
     sns.set_theme(style="whitegrid", context="talk")
     figure, axes = plt.subplots(figsize=(11, 6))
@@ -82,8 +92,9 @@ def report(frame: pd.DataFrame, figures: Path) -> None:
     axes.set(xscale="log", yscale="log", xlabel="target samples n_t", ylabel="KL (nats)")
     axes.set_xticks(N_TARGETS, [str(n) for n in N_TARGETS])
     seeds = int(table.seeds.min())
+    title = {"flow": "Spline flows", "diffusion": "Diffusion models (KL by the ODE likelihood)"}
     axes.set_title(
-        f"Spline flows on gaussian_smooth (d_z=8, d_h=2, n_s={N_SOURCE})\n"
+        f"{title[model]} on gaussian_smooth (d_z=8, d_h=2, n_s={N_SOURCE})\n"
         f"mean KL over {seeds} seeds, 95 % t-intervals",
         fontsize="medium",
     )
@@ -91,27 +102,30 @@ def report(frame: pd.DataFrame, figures: Path) -> None:
     figure.tight_layout()
     figures.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "pdf"):
-        figure.savefig(figures / f"flows_transfer.{suffix}", dpi=150)
+        figure.savefig(figures / f"{model}_transfer.{suffix}", dpi=150)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="flow")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--figures", type=Path, default=Path("figures"))
     parser.add_argument(
-        "--report-only", action="store_true", help="redraw from an existing flows_transfer.csv"
+        "--report-only", action="store_true", help="redraw from an existing {model}_transfer.csv"
     )
     args = parser.parse_args()
-    path = args.out / "flows_transfer.csv"
+    path = args.out / f"{args.model}_transfer.csv"
     if args.report_only:
-        report(pd.read_csv(path), args.figures)
+        report(pd.read_csv(path), args.model, args.figures)
         return
     seeds = range(args.seeds)
-    frame = pd.DataFrame(run(0.0, tuple(TRAINERS), seeds) + run(1.0, ("transfer",), seeds))
+    rows = run(args.model, 0.0, METHODS[args.model], seeds)
+    rows += run(args.model, 1.0, ("transfer",), seeds)
+    frame = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
-    report(frame, args.figures)
+    report(frame, args.model, args.figures)
 
 
 if __name__ == "__main__":
