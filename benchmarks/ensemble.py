@@ -1,14 +1,17 @@
 """Ensemble training vs one model at a time: wall-time ratio on this machine.
 
-    python benchmarks/ensemble.py [--members 32] [--steps 200] [--n 1000]
+    python benchmarks/ensemble.py [--model flow|diffusion] [--members 32] [--steps 200]
+        [--n 1000]
 
-Trains the same members (conditional spline flows on ``gaussian_smooth``, d_x=2, d_z=8,
-d_h=2; same initial weights, data, minibatch streams and number of Adam steps) three ways,
-side by side in one run:
+Trains the same members (conditional spline flows, or conditional score networks, on
+``gaussian_smooth``, d_x=2, d_z=8, d_h=2; same initial weights, data, minibatch streams and
+number of Adam steps) three ways, side by side in one run:
 - ``ensemble``: all members in one loop of the engine (``sims.engine.fit_minibatch``);
 - ``engine_one_at_a_time``: the engine with one member per call;
-- ``plain_loop``: the loop a user would write: per model, zuko's ``log_prob``, Adam, backward.
-Prints each wall time and the ratios of the one-at-a-time times to the ensemble's.
+- ``plain_loop``: the loop a user would write: per model, its loss (zuko's ``log_prob``, or
+  denoising score matching), Adam, backward.
+Prints each wall time, the training throughput in samples x steps per second, and the
+ratios of the one-at-a-time times to the ensemble's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import torch
 from sims.engine import MinibatchConfig, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import make_members
-from sims.models.architectures import FlowArchitecture
+from sims.models.architectures import FlowArchitecture, ScoreArchitecture
+
+ARCHITECTURES = {"flow": FlowArchitecture(), "diffusion": ScoreArchitecture()}
 
 
 def timed(step) -> float:
@@ -37,15 +42,18 @@ def plain_loop(models, data, seeds, config) -> None:
         optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         generator = torch.Generator().manual_seed(seed)
         x, z = dataset.x.float(), dataset.z.float()
+        ones = torch.ones(config.batch_size)
         for _ in range(config.max_steps):
             rows = torch.randint(len(x), (config.batch_size,), generator=generator)
+            noise = torch.randn(config.batch_size, model.noise_features, generator=generator)
             optimiser.zero_grad()
-            (-model.log_prob(x[rows], z[rows]).mean()).backward()
+            model(x[rows], z[rows], ones, noise).backward()
             optimiser.step()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="flow")
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=1000, help="training samples per member")
@@ -54,7 +62,7 @@ def main() -> None:
     members = make_members(pair, range(args.members), n_target=args.n, n_source=None)
     data = [m.target for m in members]
     seeds = [m.seed for m in members]
-    architecture = FlowArchitecture()
+    architecture = ARCHITECTURES[args.model]
     models = []
     for member, dataset in zip(members, data, strict=True):
         torch.manual_seed(member.seed)
@@ -73,11 +81,12 @@ def main() -> None:
         "plain_loop": timed(lambda: plain_loop(models, data, seeds, config)),
     }
     print(
-        f"members={args.members} steps={args.steps} batch={config.batch_size} "
-        f"torch threads={torch.get_num_threads()}"
+        f"model={args.model} members={args.members} steps={args.steps} "
+        f"batch={config.batch_size} torch threads={torch.get_num_threads()}"
     )
+    work = args.members * args.steps * config.batch_size
     for name, value in seconds.items():
-        print(f"{name:<22} {value:8.2f} s")
+        print(f"{name:<22} {value:8.2f} s {work / value:12.0f} samples*steps/s")
     for baseline in ("engine_one_at_a_time", "plain_loop"):
         print(f"speedup_vs_{baseline}={seconds[baseline] / seconds['ensemble']:.2f}")
 

@@ -77,8 +77,9 @@ def report(frame: pd.DataFrame, model: str, figures: Path) -> None:
 
     sns.set_theme(style="whitegrid", context="talk")
     figure, axes = plt.subplots(figsize=(11, 6))
-    palette = sns.color_palette("colorblind", table.label.nunique())
-    for colour, (label, group) in zip(palette, table.groupby("label"), strict=True):
+    colours = dict(zip(TRAINERS, sns.color_palette("colorblind"), strict=False))
+    for label, group in table.groupby("label"):
+        colour = colours[label.split(" ")[0]]
         axes.errorbar(
             group.n_target,
             group["mean"],
@@ -92,11 +93,12 @@ def report(frame: pd.DataFrame, model: str, figures: Path) -> None:
     axes.set(xscale="log", yscale="log", xlabel="target samples n_t", ylabel="KL (nats)")
     axes.set_xticks(N_TARGETS, [str(n) for n in N_TARGETS])
     seeds = int(table.seeds.min())
-    title = {"flow": "Spline flows", "diffusion": "Diffusion models (KL by the ODE likelihood)"}
+    title = {"flow": "Spline flows", "diffusion": "Diffusion models"}
+    kl = {"flow": "KL", "diffusion": "KL by the ODE likelihood"}
     axes.set_title(
         f"{title[model]} on gaussian_smooth (d_z=8, d_h=2, n_s={N_SOURCE})\n"
-        f"mean KL over {seeds} seeds, 95 % t-intervals",
-        fontsize="medium",
+        f"{kl[model]}: mean over {seeds} seeds, 95 % t-intervals",
+        fontsize="small",
     )
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     figure.tight_layout()
