@@ -1,10 +1,11 @@
-"""The verdict on the theory from the flow studies' results: checks, slopes and tables.
+"""The verdict on the theory from the studies' results: checks, slopes and tables.
 
     python studies/theory_checks.py [--results results]
 
-Reads ``flows_calibration.csv`` and ``flow_transfer.csv`` (written by the two flow
-studies), then writes ``checks.csv``, ``slopes.csv`` and ``tables/{checks,slopes}.{md,tex}``
-under ``--results`` and prints the tables. Exits 1 when a must-hold check fails.
+Reads ``flows_calibration.csv``, ``flow_transfer.csv`` and, when present,
+``diffusion_transfer.csv`` (written by the studies), then writes ``checks.csv``,
+``slopes.csv`` and ``tables/{checks,slopes}.{md,tex}`` under ``--results`` and prints the
+tables. Exits 1 when a must-hold check fails.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from theory.rates import Setting, predict
 # the truths of the two studies (their scripts say so)
 ANCHOR = {"d_x": 4, "d_z": 8, "d_h": 2, "signal_source": 0.5, "seed": 0}
 SMOOTH = {"d_x": 2, "d_z": 8, "d_h": 2, "seed": 0}
-FAMILY_OF_MODEL = {"linear_gaussian": "linear_gaussian", "flow": "gaussian_smooth"}
+FAMILY_OF_MODEL = {
+    "linear_gaussian": "linear_gaussian",
+    "flow": "gaussian_smooth",
+    "diffusion": "gaussian_smooth",
+}
 
 
 def anchor_checks(frame: pd.DataFrame) -> tuple[list[checks.Check], list[dict]]:
@@ -76,18 +81,19 @@ def slope_row(model, method, over, fit, candidate, kind="log-log slope") -> dict
     }
 
 
-def smooth_checks(frame: pd.DataFrame) -> tuple[list[checks.Check], list[dict]]:
+def smooth_checks(frame: pd.DataFrame, model: str) -> tuple[list[checks.Check], list[dict]]:
+    """Ordering and candidate slopes of the transfer-effect study of ``model``."""
     config = make_task_pair("gaussian_smooth", **SMOOTH).config
     shared = frame[frame.similarity == 0.0]
     found, slopes = [], []
     for n_t, rows in shared.groupby("n_target"):
         oracle, scratch = rows[rows.method == "oracle"].kl, rows[rows.method == "scratch"].kl
-        name = f"oracle <= scratch, gaussian_smooth flows, n_t={n_t}"
+        name = f"oracle <= scratch, gaussian_smooth {model}, n_t={n_t}"
         found.append(checks.ordering(name, oracle, scratch))
     for method in ("scratch", "transfer", "oracle"):
-        rate = predict("gaussian_smooth", method, Setting(config, "flow"))
+        rate = predict("gaussian_smooth", method, Setting(config, model))
         fit = fit_slope(shared[shared.method == method])
-        slopes.append(slope_row("flow", method, "n_target", fit, -rate.target_exponent))
+        slopes.append(slope_row(model, method, "n_target", fit, -rate.target_exponent))
     return found, slopes
 
 
@@ -96,11 +102,18 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args()
     calibration = pd.read_csv(args.results / "flows_calibration.csv")
-    transfer = pd.read_csv(args.results / "flow_transfer.csv")
-    anchor, anchor_slopes = anchor_checks(calibration)
-    smooth, smooth_slopes = smooth_checks(transfer)
-    slope_table = pd.DataFrame(anchor_slopes + smooth_slopes)
-    found = [checks.pinsker(pd.concat([calibration, transfer])), *anchor, *smooth]
+    studies = {
+        model: pd.read_csv(path)
+        for model in ("flow", "diffusion")
+        if (path := args.results / f"{model}_transfer.csv").exists()
+    }
+    found, slopes = anchor_checks(calibration)
+    found.insert(0, checks.pinsker(pd.concat([calibration, *studies.values()])))
+    for model, frame in studies.items():
+        model_checks, model_slopes = smooth_checks(frame, model)
+        found += model_checks
+        slopes += model_slopes
+    slope_table = pd.DataFrame(slopes)
     found += [
         checks.slope(
             f"{r.fit} {r.family} {r.model} {r.method} over {r.over}",

@@ -32,6 +32,13 @@ def _resampled_means(values: list[np.ndarray], n_bootstrap: int, rng) -> np.ndar
     return np.stack(columns, axis=1)
 
 
+def _bootstrap(values: list[np.ndarray], statistic, n_bootstrap: int, seed: int):
+    """``statistic`` of the cell means, and of the means of ``n_bootstrap`` resamplings."""
+    point = statistic(np.array([v.mean() for v in values]))
+    resampled = _resampled_means(values, n_bootstrap, np.random.default_rng(seed))
+    return point, np.array([statistic(means) for means in resampled])
+
+
 def _percentiles(value: float, replicates: np.ndarray, level: float) -> Interval:
     tail = 100 * (1 - level) / 2
     low, high = np.nanpercentile(replicates, [tail, 100 - tail])
@@ -71,12 +78,10 @@ def fit_slope(
     log_x = np.log(np.asarray(grid, float))
     centred = log_x - log_x.mean()
 
-    def slopes(means: np.ndarray) -> np.ndarray:
+    def slope(means: np.ndarray) -> float:
         return np.log(means) @ centred / (centred @ centred)
 
-    point = slopes(np.array([v.mean() for v in values]))
-    replicates = slopes(_resampled_means(values, n_bootstrap, np.random.default_rng(seed)))
-    return _percentiles(point, replicates, level)
+    return _percentiles(*_bootstrap(values, slope, n_bootstrap, seed), level)
 
 
 def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
@@ -119,9 +124,9 @@ def fit_two_term(
     keys = list(cells.groups)
     values = [cells.get_group(k).to_numpy(float) for k in keys]
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
-    point = _two_term(n_t, n_s, np.array([v.mean() for v in values]))
-    resampled = _resampled_means(values, n_bootstrap, np.random.default_rng(seed))
-    replicates = np.array([_two_term(n_t, n_s, means) for means in resampled])
+    point, replicates = _bootstrap(
+        values, lambda means: _two_term(n_t, n_s, means), n_bootstrap, seed
+    )
     return TwoTermFit(
         _percentiles(point[1], replicates[:, 1], level),
         _percentiles(point[3], replicates[:, 3], level),
@@ -163,6 +168,4 @@ def fit_crossover(
     def crossing(means: np.ndarray) -> float:
         return _zero_crossing(log_n, np.log(means[:-1]) - np.log(means[-1]))
 
-    point = crossing(np.array([v.mean() for v in values]))
-    resampled = _resampled_means(values, n_bootstrap, np.random.default_rng(seed))
-    return _percentiles(point, np.array([crossing(m) for m in resampled]), level)
+    return _percentiles(*_bootstrap(values, crossing, n_bootstrap, seed), level)
