@@ -12,11 +12,12 @@ import torch
 
 from sims.diffusion.bounds import prior_kl, score_error
 from sims.diffusion.likelihood import ode_log_prob
+from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample
 from sims.methods import Fitted, Member
 from sims.metrics import divergences, linear_gaussian_kl, mmd, sliced_w2
 from sims.models.linear_gaussian import LinearGaussianModel
-from sims.models.scores import ScoreModel
+from sims.models.scores import LinearScoreModel, ScoreModel
 
 EVALUATION_SEED_OFFSET = 2**31  # keeps evaluation samples apart from every training sample
 
@@ -95,4 +96,31 @@ def evaluate_score_model(
     joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
     _columns(row, "sw2", sliced_w2(joint(z, samples), joint(z_fresh, x_fresh), seed=seed))
     _columns(row, "mmd", mmd(joint(z, samples), joint(z_fresh, x_fresh)))
+    if isinstance(model, LinearScoreModel):
+        row |= exact_sampler_kls(model, member, steps)
     return row
+
+
+def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> dict[str, float]:
+    """``kl_sampler``: exact KL from p_tau_0 to the continuous-time reverse SDE's law;
+    ``kl_euler_maruyama``: the same for its ``steps``-step recursion."""
+    p = member.pair.target.params
+    truth = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde).at(model.tau0)
+    score = LinearScore(
+        model.coefficients(), model.bias.detach(), model.covariance().detach(), model.sde
+    )
+    laws = {
+        "kl_sampler": sampler_law(score, model.tau0),
+        "kl_euler_maruyama": euler_maruyama_law(score, model.tau0, steps),
+    }
+    return {
+        name: linear_gaussian_kl(
+            truth.coefficients,
+            truth.bias,
+            truth.covariance,
+            law.coefficients,
+            law.bias,
+            law.covariance,
+        ).item()
+        for name, law in laws.items()
+    }

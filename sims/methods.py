@@ -29,6 +29,7 @@ from sims.generators import TaskPair
 from sims.models.architectures import (
     FlowArchitecture,
     LinearGaussianArchitecture,
+    LinearScoreArchitecture,
     ScoreArchitecture,
 )
 from sims.models.base import TrainedModel, is_embedding_parameter
@@ -70,7 +71,9 @@ def make_members(
 class Training:
     """How to train: the architecture, the minibatch settings and the device."""
 
-    architecture: FlowArchitecture | LinearGaussianArchitecture | ScoreArchitecture
+    architecture: (
+        FlowArchitecture | LinearGaussianArchitecture | LinearScoreArchitecture | ScoreArchitecture
+    )
     config: MinibatchConfig = field(default_factory=MinibatchConfig)
     device: str = "cpu"
 

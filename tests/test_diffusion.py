@@ -198,3 +198,24 @@ def test_path_bound_is_not_below_the_exact_sampler_kl():
         bound = path_bound(score, task, TAU0, n=4000, seed=1)
         assert kl_sampler > 0.01
         assert bound.value + 4 * bound.se >= kl_sampler
+
+
+def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bound():
+    from sims.engine import MinibatchConfig
+    from sims.evaluation import evaluate
+    from sims.methods import Training, make_members, scratch
+    from sims.models.architectures import LinearScoreArchitecture
+
+    pair = make_task_pair("linear_gaussian", d_x=2, d_z=3, d_h=1, seed=0)
+    members = make_members(pair, [0, 1], n_target=300, n_source=None)
+    training = Training(LinearScoreArchitecture(), MinibatchConfig(max_steps=300))
+    for fitted, member in zip(scratch(members, training), members, strict=True):
+        model = fitted.model
+        linear = LinearScore(
+            model.coefficients(), model.bias.detach(), model.covariance().detach(), model.sde
+        )
+        z, x = pair.target.sample(20, seed=0, tau=0.3)
+        torch.testing.assert_close(linear(x, z, 0.3), model.score(x, z, 0.3).detach())
+        row = evaluate(fitted, member)
+        assert row["kl_sampler"] > 0
+        assert row["path_kl_bound"] + 4 * row["path_kl_bound_se"] >= row["kl_sampler"]

@@ -18,7 +18,7 @@ from sims.models.flows import (
     SubspaceFlow,
 )
 from sims.models.linear_gaussian import LinearGaussianModel
-from sims.models.scores import ConditionalScore, SubspaceScore
+from sims.models.scores import ConditionalScore, LinearScoreModel, SubspaceScore
 
 
 def true_embedding(pair: TaskPair) -> nn.Module:
@@ -79,6 +79,25 @@ class LinearGaussianArchitecture:
             raise ValueError(f"family={pair.family!r}: this model is for linear_gaussian only")
         c = pair.config
         return LinearGaussianModel(c["d_x"], c["d_z"], c["d_h"], embedding)
+
+    def true_embedding(self, pair: TaskPair) -> nn.Module:
+        return true_embedding(pair)
+
+
+@dataclass(frozen=True)
+class LinearScoreArchitecture:
+    """The well-specified linear score model of ``linear_gaussian``, trained by denoising
+    score matching: the parametric anchor for diffusion, whose sampler law is exact."""
+
+    tau0: float = 1e-3
+    full_batch = False
+    name = "linear_score"
+
+    def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
+        if pair.family != "linear_gaussian":
+            raise ValueError(f"family={pair.family!r}: this model is for linear_gaussian only")
+        c = pair.config
+        return LinearScoreModel(c["d_x"], c["d_z"], c["d_h"], embedding, pair.target.sde, self.tau0)
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
         return true_embedding(pair)
