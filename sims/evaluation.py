@@ -16,7 +16,7 @@ from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample
 from sims.methods import Fitted, Member
 from sims.metrics import divergences, linear_gaussian_kl, mmd, sliced_w2
-from sims.models.linear_gaussian import LinearGaussianModel
+from sims.models.linear_gaussian import LinearGaussianModel, linear_fit
 from sims.models.scores import LinearScoreModel, ScoreModel
 
 EVALUATION_SEED_OFFSET = 2**31  # keeps evaluation samples apart from every training sample
@@ -106,9 +106,8 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
     ``kl_euler_maruyama``: the same for its ``steps``-step recursion."""
     p = member.pair.target.params
     truth = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde).at(model.tau0)
-    score = LinearScore(
-        model.coefficients(), model.bias.detach(), model.covariance().detach(), model.sde
-    )
+    fit = linear_fit(model)
+    score = LinearScore(fit.coefficients, fit.bias, fit.covariance, model.sde)
     laws = {
         "kl_sampler": sampler_law(score, model.tau0),
         "kl_euler_maruyama": euler_maruyama_law(score, model.tau0, steps),

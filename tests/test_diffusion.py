@@ -205,15 +205,14 @@ def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bo
     from sims.evaluation import evaluate
     from sims.methods import Training, make_members, scratch
     from sims.models.architectures import LinearScoreArchitecture
+    from sims.models.linear_gaussian import linear_fit
 
     pair = make_task_pair("linear_gaussian", d_x=2, d_z=3, d_h=1, seed=0)
     members = make_members(pair, [0, 1], n_target=300, n_source=None)
     training = Training(LinearScoreArchitecture(), MinibatchConfig(max_steps=300))
     for fitted, member in zip(scratch(members, training), members, strict=True):
-        model = fitted.model
-        linear = LinearScore(
-            model.coefficients(), model.bias.detach(), model.covariance().detach(), model.sde
-        )
+        model, fit = fitted.model, linear_fit(fitted.model)
+        linear = LinearScore(fit.coefficients, fit.bias, fit.covariance, model.sde)
         z, x = pair.target.sample(20, seed=0, tau=0.3)
         torch.testing.assert_close(linear(x, z, 0.3), model.score(x, z, 0.3).detach())
         row = evaluate(fitted, member)

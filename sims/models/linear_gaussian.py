@@ -15,6 +15,36 @@ from torch import Tensor, nn
 from sims.models.base import LOG_2PI, DensityModel
 
 
+def add_linear_gaussian_parameters(
+    model: nn.Module, d_x: int, d_z: int, d_h: int, embedding: nn.Module | None
+) -> None:
+    """Give ``model`` the float64 parameters of x | z ~ N(B W z + b, L L^T): ``embedding``
+    (W, a fresh bias-free ``nn.Linear`` when ``None``), ``weight`` (B), ``bias`` (b) and
+    ``cholesky_raw`` (L, with its diagonal on a log scale)."""
+    options = {"dtype": torch.float64}
+    if embedding is None:
+        embedding = nn.Linear(d_z, d_h, bias=False, **options)
+    model.embedding = embedding
+    model.weight = nn.Parameter(0.1 * torch.randn(d_x, d_h, **options))
+    model.bias = nn.Parameter(torch.zeros(d_x, **options))
+    model.cholesky_raw = nn.Parameter(torch.zeros(d_x, d_x, **options))
+    model.d_z = d_z
+
+
+def lower_cholesky(raw: Tensor) -> Tensor:
+    """The lower-triangular factor with the strict lower part of ``raw`` and exp of its
+    diagonal, (d, d)."""
+    return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
+
+
+@torch.no_grad()
+def linear_fit(model: nn.Module) -> LinearGaussianFit:
+    """The law (C = B W, b, L L^T) held by a model with ``add_linear_gaussian_parameters``."""
+    eye = torch.eye(model.d_z, dtype=torch.float64, device=model.bias.device)
+    factor = lower_cholesky(model.cholesky_raw)
+    return LinearGaussianFit(model.weight @ model.embedding(eye).T, model.bias, factor @ factor.T)
+
+
 class LinearGaussianModel(DensityModel):
     """x | z ~ N(B W z + b, L L^T), in float64.
 
@@ -25,33 +55,18 @@ class LinearGaussianModel(DensityModel):
 
     def __init__(self, d_x: int, d_z: int, d_h: int, embedding: nn.Module | None = None):
         super().__init__()
-        options = {"dtype": torch.float64}
-        if embedding is None:
-            embedding = nn.Linear(d_z, d_h, bias=False, **options)
-        self.embedding = embedding
-        self.weight = nn.Parameter(0.1 * torch.randn(d_x, d_h, **options))
-        self.bias = nn.Parameter(torch.zeros(d_x, **options))
-        self.cholesky_raw = nn.Parameter(torch.zeros(d_x, d_x, **options))
-        self.d_z = d_z
-
-    def cholesky(self) -> Tensor:
-        """Lower-triangular factor of Sigma with a positive diagonal, (d_x, d_x)."""
-        raw = self.cholesky_raw
-        return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
+        add_linear_gaussian_parameters(self, d_x, d_z, d_h, embedding)
 
     def log_prob(self, x: Tensor, z: Tensor) -> Tensor:
         mean = self.embedding(z) @ self.weight.T + self.bias
-        factor = self.cholesky()
+        factor = lower_cholesky(self.cholesky_raw)
         whitened = torch.linalg.solve_triangular(factor, (x - mean).T, upper=False)
         log_det = 2 * self.cholesky_raw.diagonal().sum()
         return -0.5 * ((whitened**2).sum(0) + log_det + x.shape[-1] * LOG_2PI)
 
-    @torch.no_grad()
     def conditional(self) -> LinearGaussianFit:
         """The fitted law as (C = B W, b, Sigma)."""
-        eye = torch.eye(self.d_z, dtype=torch.float64, device=self.bias.device)
-        factor = self.cholesky()
-        return LinearGaussianFit(self.weight @ self.embedding(eye).T, self.bias, factor @ factor.T)
+        return linear_fit(self)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from sims.models.base import TrainedModel, mlp
 from sims.models.flows import LearnedFrame
+from sims.models.linear_gaussian import add_linear_gaussian_parameters, lower_cholesky
 from sims.sde import VPSDE
 
 
@@ -128,8 +129,8 @@ class LinearScoreModel(ScoreModel):
 
         s(x, tau | z) = -(alpha^2 S + sigma^2 I)^-1 (x - alpha (B W z + b)),  S = L L^T,
 
-    with the embedding W (d_h, d_z) and the head (B, b, L); ``linear_score`` gives it as a
-    ``sims.diffusion.linear.LinearScore``, whose sampler law is exact.
+    with the embedding W (d_h, d_z) and the head (B, b, L); ``linear_fit`` gives (B W, b, S),
+    the parameters of the ``sims.diffusion.linear.LinearScore`` whose sampler law is exact.
     """
 
     def __init__(
@@ -142,31 +143,13 @@ class LinearScoreModel(ScoreModel):
         tau0: float = 1e-3,
     ):
         super().__init__(d_x, sde or VPSDE(), tau0)
-        options = {"dtype": torch.float64}
-        if embedding is None:
-            embedding = nn.Linear(d_z, d_h, bias=False, **options)
-        self.embedding = embedding
-        self.weight = nn.Parameter(0.1 * torch.randn(d_x, d_h, **options))
-        self.bias = nn.Parameter(torch.zeros(d_x, **options))
-        self.cholesky_raw = nn.Parameter(torch.zeros(d_x, d_x, **options))
-        self.d_z = d_z
-
-    def covariance(self) -> Tensor:
-        """S = L L^T, L lower-triangular with a positive diagonal; (d_x, d_x)."""
-        raw = self.cholesky_raw
-        factor = torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
-        return factor @ factor.T
+        add_linear_gaussian_parameters(self, d_x, d_z, d_h, embedding)
 
     def predict_noise(self, x: Tensor, z: Tensor, tau: Tensor) -> Tensor:
         alpha, sigma = self.sde.alpha_sigma(tau)
         eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        covariance = alpha[..., None] ** 2 * self.covariance() + sigma[..., None] ** 2 * eye
+        factor = lower_cholesky(self.cholesky_raw)
+        covariance = alpha[..., None] ** 2 * (factor @ factor.T) + sigma[..., None] ** 2 * eye
         mean = alpha * (self.embedding(z) @ self.weight.T + self.bias)
         score = -torch.linalg.solve(covariance, (x - mean).unsqueeze(-1)).squeeze(-1)
         return -sigma * score
-
-    @torch.no_grad()
-    def coefficients(self) -> Tensor:
-        """C = B W, (d_x, d_z)."""
-        eye = torch.eye(self.d_z, dtype=torch.float64, device=self.bias.device)
-        return self.weight @ self.embedding(eye).T
