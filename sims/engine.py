@@ -92,7 +92,6 @@ class FitReport:
 
     best_step: list[int] = field(default_factory=list)
     best_loss: list[float] = field(default_factory=list)
-    steps: int = 0
     failure: list[str | None] = field(default_factory=list)
 
 
@@ -241,7 +240,6 @@ def fit_minibatch(
     report = FitReport(
         best_step=best_step.tolist(),
         best_loss=best_loss.tolist(),
-        steps=step,
         failure=_failures(best_loss.tolist(), "no finite held-out loss"),
     )
     return stack.unstacked(best | stack.frozen), report
@@ -285,11 +283,10 @@ def fit_full_batch(
     optimiser.step(closure)
     with torch.no_grad():
         loss = stack.losses(x, z, weights, no_noise).cpu()
-    iterations = optimiser.state[optimiser._params[0]]["n_iter"]
+    iterations = optimiser.state_dict()["state"][0]["n_iter"]
     report = FitReport(
         best_step=[iterations] * len(models),
         best_loss=loss.tolist(),
-        steps=iterations,
         failure=_failures(loss.tolist(), "non-finite training loss"),
     )
     return stack.unstacked(stack.trainable | stack.frozen), report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from sims.diffusion.bounds import prior_kl, score_error
+from sims.diffusion.bounds import bound_from, prior_kl, score_error
 from sims.diffusion.likelihood import ode_log_prob
 from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample
@@ -66,18 +66,14 @@ def evaluate_score_model(
     """
     truth, tau0 = member.pair.target, model.tau0
     seed = EVALUATION_SEED_OFFSET + member.seed
-    parameter = next(model.parameters())
 
     def score(x, z, tau):
-        cast = lambda t: None if t is None else t.to(parameter)  # noqa: E731
-        return model.score(cast(x), cast(z), tau).to(x)
+        return model.score(model.as_input(x), model.as_input(z), tau).to(x)
 
     row = {}
     error = score_error(score, truth, tau0, n_score, seed)
-    prior = prior_kl(truth, seed=seed)
     _columns(row, "score_err", error)
-    row["path_kl_bound"] = prior.value + 0.5 * error.value
-    row["path_kl_bound_se"] = (prior.se**2 + (0.5 * error.se) ** 2) ** 0.5
+    _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), error))
 
     def model_log_prob(x, z):
         return ode_log_prob(score, model.sde, x, z, tau0, rtol=1e-5, atol=1e-5)

@@ -51,6 +51,9 @@ def path_bound(
     score: Score, truth: Task, tau0: float = 1e-3, n: int = 2000, seed: int = 0, nodes: int = 32
 ) -> Estimate:
     """KL(p_1 || N(0, I)) + 1/2 score error: the bound on KL(p_tau_0 || reverse-SDE law)."""
-    prior = prior_kl(truth, seed=seed)
-    error = score_error(score, truth, tau0, n, seed, nodes)
+    return bound_from(prior_kl(truth, seed=seed), score_error(score, truth, tau0, n, seed, nodes))
+
+
+def bound_from(prior: Estimate, error: Estimate) -> Estimate:
+    """The path bound from its two independent estimates: prior KL + 1/2 score error."""
     return Estimate(prior.value + 0.5 * error.value, math.hypot(prior.se, 0.5 * error.se))

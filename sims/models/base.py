@@ -33,6 +33,13 @@ class TrainedModel(nn.Module):
     embedding: nn.Module
     noise_features: int = 0
 
+    def as_input(self, tensor: Tensor | None) -> Tensor | None:
+        """``tensor`` on the model's device and in its dtype (``None`` stays ``None``)."""
+        if tensor is None:
+            return None
+        parameter = next(self.parameters())
+        return tensor.to(parameter.device, parameter.dtype)
+
 
 class DensityModel(TrainedModel):
     """A model of log p(x | z) (z is ``None`` for unconditional models).
@@ -51,9 +58,7 @@ class DensityModel(TrainedModel):
 
     def truth_log_prob(self, x: Tensor, z: Tensor | None) -> Tensor:
         """``log_prob`` for the float64 CPU tensors of ``sims.metrics.divergences``."""
-        parameter = next(self.parameters())
-        cast = lambda t: None if t is None else t.to(parameter.device, parameter.dtype)  # noqa: E731
-        return self.log_prob(cast(x), cast(z)).to("cpu", torch.float64)
+        return self.log_prob(self.as_input(x), self.as_input(z)).to("cpu", torch.float64)
 
 
 def mlp(d_in: int, d_out: int, hidden: int, layers: int = 2) -> nn.Sequential:
