@@ -1,26 +1,12 @@
-"""The one entry point: renders every figure and table of the suite.
+"""The one entry point: run the declared experiments and render every figure and table.
 
-python run_all.py            # run the declared experiments (CPU-friendly default)
-python run_all.py --help
+python run_all.py              # quick profile: every figure on a laptop CPU
+python run_all.py --help       # every option, with examples
 """
 
-from __future__ import annotations
+from pathlib import Path
 
-import argparse
-
-from sims.generators import families
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Transfer learning in generative models, against exact ground truth: "
-        "run the experiments and render their figures and tables."
-    )
-    parser.parse_args(argv)
-    print("no experiments yet: the ground-truth families and the metrics are in place.")
-    print("families: " + ", ".join(families()))
-    return 0
-
+from sims.runner.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(root=Path(__file__).resolve().parent))

@@ -8,6 +8,9 @@ tau_0, and sample-only distances of reverse-SDE samples to fresh truth samples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from sims.diffusion.bounds import bound_from, prior_kl, score_error
@@ -26,16 +29,38 @@ def _columns(row: dict, name: str, estimate) -> None:
     row[name], row[f"{name}_se"] = estimate.value, estimate.se
 
 
-def evaluate(fitted: Fitted, member: Member, n: int = 10_000) -> dict[str, float]:
+@dataclass(frozen=True)
+class EvaluationSizes:
+    """How many samples each error is estimated from.
+
+    Attributes:
+        n_kl: fresh truth samples for the KL, TV and Hellinger of a density model.
+        n_ode: truth samples whose probability-flow likelihood gives a score model's KL.
+        n_samples: reverse-SDE samples (and as many truth samples) for sw2 and mmd.
+        sampler_steps: Euler-Maruyama steps of the reverse SDE.
+        n_score: truth samples per quadrature node of the exact score error.
+    """
+
+    n_kl: int = 10_000
+    n_ode: int = 500
+    n_samples: int = 1000
+    sampler_steps: int = 500
+    n_score: int = 2000
+
+
+def evaluate(
+    fitted: Fitted, member: Member, sizes: EvaluationSizes = EvaluationSizes()
+) -> dict[str, float]:
     """KL, TV and squared Hellinger (each with its standard error) from the target's truth
-    to the model, over n fresh truth samples (fewer for score models, see
+    to the model, over ``sizes.n_kl`` fresh truth samples (score models: see
     ``evaluate_score_model``); ``kl_exact`` too where it has a closed form."""
     if isinstance(fitted.model, ScoreModel):
-        return evaluate_score_model(fitted.model, member)
+        return evaluate_score_model(fitted.model, member, sizes)
     truth = member.pair.target
     seed = EVALUATION_SEED_OFFSET + member.seed
     row = {}
-    for name, estimate in divergences(truth, fitted.model.truth_log_prob, n, seed).items():
+    log_prob = fitted.model.truth_log_prob
+    for name, estimate in divergences(truth, log_prob, sizes.n_kl, seed).items():
         _columns(row, name, estimate)
     if isinstance(fitted.model, LinearGaussianModel):
         p = truth.params
@@ -47,38 +72,40 @@ def evaluate(fitted: Fitted, member: Member, n: int = 10_000) -> dict[str, float
     return row
 
 
-def evaluate_score_model(
-    model: ScoreModel,
-    member: Member,
-    n_ode: int = 500,
-    n_samples: int = 1000,
-    steps: int = 500,
-    n_score: int = 2000,
-) -> dict[str, float]:
-    """The diffusion columns of a results row, each with its standard error.
-
-    ``kl`` (= ``kl_ode``), ``tv``, ``hellinger2``: by the probability-flow likelihood at
-    tau_0 over ``n_ode`` truth samples; ``score_err``: int beta E|s - grad log p|^2;
-    ``path_kl_bound``: KL(p_1 || N(0, I)) + score_err / 2; ``sw2``, ``mmd``: ``n_samples``
-    reverse-SDE samples (``steps`` Euler-Maruyama steps) against as many fresh truth samples
-    at tau_0, on (z, x) for conditional tasks; ``n_score`` truth samples per quadrature
-    node of the score error.
-    """
-    truth, tau0 = member.pair.target, model.tau0
-    seed = EVALUATION_SEED_OFFSET + member.seed
+def _score_function(model: ScoreModel):
+    """The model's score on float64 CPU tensors, as the diffusion code takes it."""
 
     def score(x, z, tau):
         return model.score(model.as_input(x), model.as_input(z), tau).to(x)
 
+    return score
+
+
+def evaluate_score_model(
+    model: ScoreModel, member: Member, sizes: EvaluationSizes = EvaluationSizes()
+) -> dict[str, float]:
+    """The diffusion columns of a results row, each with its standard error.
+
+    ``kl`` (= ``kl_ode``), ``tv``, ``hellinger2``: by the probability-flow likelihood at
+    tau_0 over ``sizes.n_ode`` truth samples; ``score_err``: int beta E|s - grad log p|^2;
+    ``path_kl_bound``: KL(p_1 || N(0, I)) + score_err / 2; ``sw2``, ``mmd``:
+    ``sizes.n_samples`` reverse-SDE samples against as many fresh truth samples at tau_0,
+    on (z, x) for conditional tasks.
+    """
+    truth, tau0 = member.pair.target, model.tau0
+    seed = EVALUATION_SEED_OFFSET + member.seed
+    score = _score_function(model)
+    n_samples, steps = sizes.n_samples, sizes.sampler_steps
+
     row = {}
-    error = score_error(score, truth, tau0, n_score, seed)
+    error = score_error(score, truth, tau0, sizes.n_score, seed)
     _columns(row, "score_err", error)
     _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), error))
 
     def model_log_prob(x, z):
         return ode_log_prob(score, model.sde, x, z, tau0, rtol=1e-5, atol=1e-5)
 
-    for name, estimate in divergences(truth, model_log_prob, n_ode, seed, tau0).items():
+    for name, estimate in divergences(truth, model_log_prob, sizes.n_ode, seed, tau0).items():
         _columns(row, name, estimate)
     row["kl_ode"] = row["kl"]
 
@@ -119,3 +146,25 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
         ).item()
         for name, law in laws.items()
     }
+
+
+def draw_samples(fitted: Fitted, member: Member, n: int) -> dict[str, np.ndarray]:
+    """``n`` model samples and ``n`` fresh truth samples of the target, for display.
+
+    Conditional models draw one x per fresh truth condition z. Returns float arrays
+    ``model`` and ``truth``, each (n, d_x).
+    """
+    truth, model = member.pair.target, fitted.model
+    seed = EVALUATION_SEED_OFFSET + member.seed + 3
+    z, x = truth.sample(n, seed)
+    if isinstance(model, ScoreModel):
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            drawn = reverse_sde_sample(
+                _score_function(model), model.sde, n, truth.d_x, z, model.tau0, generator=generator
+            )
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            drawn = model.sample(n if z is None else model.as_input(z))
+    return {"model": drawn.double().cpu().numpy(), "truth": x.numpy()}

@@ -18,14 +18,14 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from summary import summarise
 
-from sims.evaluation import evaluate
+from sims.evaluation import EvaluationSizes, evaluate
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, oracle, pretrain, scratch, transfer
 from sims.metrics import linear_gaussian_kl
 from sims.models.architectures import LinearGaussianArchitecture
 from sims.models.linear_gaussian import fit_given_embedding, fit_reduced_rank
+from sims.report.tables import summarise
 
 D_X, D_Z, D_H = 4, 8, 2
 SIGNAL_SOURCE = 0.5  # kappa = (1 / 0.5)^2 = 4
@@ -58,7 +58,7 @@ def rows_of(method, fitted, members, **extra):
         if method == "transfer":
             source_weight = fit_reduced_rank(m.source.x, m.source.z, D_H)[1]
         mle = exact_kl(m.pair, closed_form(method, m, source_weight))
-        row = evaluate(f, m, n=20_000)
+        row = evaluate(f, m, EvaluationSizes(n_kl=20_000))
         rows.append(
             {"method": method, "seed": m.seed, "n_target": f.n_train, **extra, **row}
             | {"kl_mle": mle, "optimisation_gap": row["kl_exact"] - mle}

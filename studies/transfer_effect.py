@@ -20,12 +20,12 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
-from summary import summarise
 
-from sims.evaluation import evaluate
+from sims.evaluation import EvaluationSizes, evaluate
 from sims.generators import make_task_pair
 from sims.methods import TRAINERS, Training, make_members, pretrain
 from sims.models.architectures import FlowArchitecture, ScoreArchitecture
+from sims.report.tables import summarise
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,7 +58,7 @@ def run(model: str, similarity: float, methods: tuple[str, ...], seeds: range) -
             rows.append(
                 {"model": model, "method": method, "similarity": similarity, "seed": m.seed}
                 | {"n_target": len(m.target), "n_train": f.n_train, "best_step": f.best_step}
-                | evaluate(f, m, n=20_000)
+                | evaluate(f, m, EvaluationSizes(n_kl=20_000))
             )
         print(f"{model} similarity={similarity} {method}: done", flush=True)
     return rows

@@ -8,7 +8,7 @@ import torch
 from conftest import SMALL_DIMS
 
 from sims.engine import MinibatchConfig
-from sims.evaluation import evaluate, evaluate_score_model
+from sims.evaluation import EvaluationSizes, evaluate, evaluate_score_model
 from sims.generators import families, make_task_pair
 from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
 from sims.models.architectures import (
@@ -30,7 +30,7 @@ def test_every_method_trains_on_every_family(family, method):
     members = make_members(pair, [0, 1], n_target=100, n_source=200)
     fitted = TRAINERS[method](members, TINY)
     for f, member in zip(fitted, members, strict=True):
-        row = evaluate(f, member, n=500)
+        row = evaluate(f, member, EvaluationSizes(n_kl=500))
         assert f.failure is None and math.isfinite(row["kl"]) and row["kl_se"] > 0
         assert f.n_train == 80
 
@@ -79,7 +79,7 @@ def test_parametric_calibration_small():
     k = {"oracle": k_oracle(3, 2), "scratch": k_oracle(3, 2) + 2 * (5 - 2)}
     for method in ("oracle", "scratch"):
         kls = [
-            evaluate(f, m, n=200)["kl_exact"]
+            evaluate(f, m, EvaluationSizes(n_kl=200))["kl_exact"]
             for f, m in zip(TRAINERS[method](members, anchor), members, strict=True)
         ]
         ratio = 2 * 1000 * np.mean(kls) / k[method]
@@ -120,9 +120,8 @@ def test_every_method_trains_score_models(family, method):
     pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
     members = make_members(pair, [0], n_target=100, n_source=200)
     fitted = TRAINERS[method](members, TINY_SCORES)[0]
-    row = evaluate_score_model(
-        fitted.model, members[0], n_ode=50, n_samples=100, steps=50, n_score=200
-    )
+    sizes = EvaluationSizes(n_ode=50, n_samples=100, sampler_steps=50, n_score=200)
+    row = evaluate_score_model(fitted.model, members[0], sizes)
     assert fitted.failure is None and fitted.n_train == 80
     for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert math.isfinite(row[column]), column

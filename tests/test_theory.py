@@ -164,7 +164,9 @@ def test_pinsker_check_fails_on_a_planted_violation():
 def test_calibration_and_transfer_checks_fail_outside_the_band():
     assert checks.in_band("calibration", pd.Series([0.95, 1.05])).passed
     assert not checks.in_band("calibration", pd.Series([1.5, 1.5])).passed
-    assert not checks.in_band("transfer", pd.Series([0.7, 0.8])).passed
+    assert not checks.in_band("transfer", pd.Series([0.70, 0.72, 0.71, 0.69])).passed
+    # two noisy seeds cannot reject a ratio of 1
+    assert checks.in_band("noisy", pd.Series([0.5, 1.1])).passed
 
 
 def test_crossover_check_fails_when_off_by_more_than_a_factor_1_5():
@@ -176,6 +178,8 @@ def test_crossover_check_fails_when_off_by_more_than_a_factor_1_5():
 def test_ordering_and_path_bound_checks_fail_on_planted_violations():
     assert checks.ordering("oracle <= scratch", pd.Series([0.1]), pd.Series([0.2])).passed
     assert not checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2])).passed
+    noisy = pd.Series([0.1, 0.5])
+    assert checks.ordering("within noise", noisy, pd.Series([0.25, 0.26])).passed
     bound = pd.DataFrame({"kl_sampler": [0.1, 0.2], "path_kl_bound": [0.15, 0.25]})
     assert checks.path_bound(bound).passed
     bound.loc[1, "path_kl_bound"] = 0.19

@@ -47,6 +47,7 @@ class FlowArchitecture:
     bins: int = 8
     full_batch = False
     name = "flow"
+    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_latent", "shared_subspace")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
         """A fresh model for ``pair``, standardised on ``data``; ``embedding`` if given."""
@@ -73,6 +74,7 @@ class LinearGaussianArchitecture:
 
     full_batch = True
     name = "linear_gaussian"
+    families = ("linear_gaussian",)
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
         if pair.family != "linear_gaussian":
@@ -92,6 +94,7 @@ class LinearScoreArchitecture:
     tau0: float = 1e-3
     full_batch = False
     name = "linear_score"
+    families = ("linear_gaussian",)
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
         if pair.family != "linear_gaussian":
@@ -117,6 +120,7 @@ class ScoreArchitecture:
     tau0: float = 1e-3
     full_batch = False
     name = "diffusion"
+    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_subspace")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
         c = pair.config
@@ -131,3 +135,16 @@ class ScoreArchitecture:
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
         return true_embedding(pair)
+
+
+ARCHITECTURES = {
+    a.name: a
+    for a in (
+        FlowArchitecture(),
+        ScoreArchitecture(),
+        LinearGaussianArchitecture(),
+        LinearScoreArchitecture(),
+    )
+}
+"""The models by name (the ``model`` column of a results row); each lists the ``families``
+it has an architecture for."""

@@ -1,0 +1,282 @@
+"""The experiments, declared as data: a name, a one-line description, a grid, the figure.
+
+A grid maps keys to tuples of values; the runner expands it into cells (the Cartesian
+product) and each cell into seeds. A grid may be a tuple of sub-grids when not every
+combination makes sense (no score architecture for ``shared_latent``). Keys are the row
+columns ``model, method, family, n_source, n_target`` and any family knob (``d_x, d_z, d_h,
+similarity, beta, signal_source, ...``, see ``sims.generators.family_knobs``); ``truth_seed``
+fixes the random structure of the truth. The ``quick`` grid is declared in full; ``smoke``
+and ``paper`` replace some of its keys. A new experiment is one more ``Experiment`` in
+``EXPERIMENTS``: the runner, the tables and the report pick it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sims.evaluation import EvaluationSizes
+
+PROFILES = ("smoke", "quick", "paper")
+Grid = dict[str, tuple]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How large everything is.
+
+    Attributes:
+        max_steps: Adam steps at most per model (early stopping usually ends sooner).
+        sizes: how many samples each error is estimated from.
+    """
+
+    name: str
+    max_steps: int
+    sizes: EvaluationSizes
+
+
+PROFILE_SETTINGS = {
+    "smoke": Profile("smoke", 60, EvaluationSizes(1000, 16, 200, 50, 200)),
+    "quick": Profile("quick", 2000, EvaluationSizes(10_000, 200, 500, 200, 1000)),
+    "paper": Profile("paper", 5000, EvaluationSizes(20_000, 1000, 2000, 1000, 4000)),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One declared experiment.
+
+    Attributes:
+        name: what ``--only`` takes.
+        description: one line, shown by ``--list`` and in the report.
+        figure: the kind of figure it feeds (see ``sims.report.figures``).
+        x: the grid key on the figure's horizontal axis.
+        grid: the quick profile's grid, or a tuple of sub-grids.
+        seeds: replicates per profile.
+        smoke, paper: keys replaced in every sub-grid that has them, per profile.
+    """
+
+    name: str
+    description: str
+    figure: str
+    x: str
+    grid: Grid | tuple[Grid, ...]
+    seeds: dict[str, int]
+    smoke: Grid = field(default_factory=dict)
+    paper: Grid = field(default_factory=dict)
+
+    def grids(self, profile: str) -> list[Grid]:
+        """The sub-grids of ``profile``."""
+        grids = [self.grid] if isinstance(self.grid, dict) else list(self.grid)
+        replaced = {"smoke": self.smoke, "quick": {}, "paper": self.paper}[profile]
+        return [g | {k: v for k, v in replaced.items() if k in g} for g in grids]
+
+
+# kappa = (signal_target / signal_source)^2 = 4 puts the crossover at n_s = 4 n_t
+ANCHOR = {
+    "family": ("linear_gaussian",),
+    "d_x": (4,),
+    "d_z": (8,),
+    "d_h": (2,),
+    "signal_source": (0.5,),
+}
+SMOOTH = {"d_x": (2,), "d_z": (8,), "d_h": (2,)}
+PAPER_TARGETS = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
+SMOKE_SIZES = {"n_target": (60, 120), "n_source": (400,)}
+
+EXPERIMENTS = (
+    Experiment(
+        name="calibration",
+        description="2n·KL/k against n for the well-specified linear-Gaussian model: "
+        "it must approach 1 (the classical k/(2n) law).",
+        figure="calibration",
+        x="n_target",
+        grid=ANCHOR
+        | {
+            "model": ("linear_gaussian",),
+            "method": ("scratch", "oracle"),
+            "n_target": (250, 500, 1000, 2000, 4000),
+        },
+        seeds={"smoke": 2, "quick": 20, "paper": 100},
+        smoke={"n_target": (200, 400)},
+        paper={"n_target": (125, 250, 500, 1000, 2000, 4000, 8000, 16000)},
+    ),
+    Experiment(
+        name="crossover",
+        description="KL_transfer / KL_scratch over a grid of n_s and n_t for the "
+        "linear-Gaussian anchor: transfer wins above the predicted line n_s = κ·n_t.",
+        figure="crossover",
+        x="n_source",
+        grid=ANCHOR
+        | {
+            "model": ("linear_gaussian",),
+            "method": ("transfer", "scratch"),
+            "n_target": (250, 500, 1000),
+            "n_source": (250, 500, 1000, 2000, 4000, 8000, 16000),
+        },
+        seeds={"smoke": 2, "quick": 20, "paper": 100},
+        smoke={"n_target": (200,), "n_source": (400, 1600)},
+        paper={
+            "n_target": (250, 500, 1000, 2000),
+            "n_source": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000),
+        },
+    ),
+    Experiment(
+        name="target_scaling",
+        description="Error against n_t for every method, flows and diffusion, on "
+        "gaussian_smooth and mixture, beside the candidate slopes.",
+        figure="rates",
+        x="n_target",
+        grid=SMOOTH
+        | {
+            "model": ("flow", "diffusion"),
+            "family": ("gaussian_smooth", "mixture"),
+            "method": ("scratch", "transfer", "finetune", "oracle", "pooled"),
+            "n_target": (100, 300, 1000),
+            "n_source": (10_000,),
+        },
+        seeds={"smoke": 2, "quick": 3, "paper": 10},
+        smoke=SMOKE_SIZES,
+        paper={"n_target": PAPER_TARGETS, "n_source": (50_000,)},
+    ),
+    Experiment(
+        name="source_scaling",
+        description="Transfer's error against n_s at fixed n_t: it falls to the plateau "
+        "of the target-head error, between scratch and the oracle.",
+        figure="rates",
+        x="n_source",
+        grid=SMOOTH
+        | {
+            "model": ("flow",),
+            "family": ("gaussian_smooth",),
+            "method": ("transfer", "scratch", "oracle"),
+            "n_target": (200,),
+            "n_source": (1000, 3000, 10_000, 30_000),
+        },
+        seeds={"smoke": 2, "quick": 3, "paper": 10},
+        smoke={"n_target": (60,), "n_source": (200, 400)},
+        paper={"n_source": (500, 1000, 2000, 4000, 8000, 16_000, 32_000, 64_000)},
+    ),
+    Experiment(
+        name="dimension",
+        description="Error against the condition's dimension d_z at fixed n_t and d_h: "
+        "scratch grows with d_z, transfer and the oracle stay flat.",
+        figure="rates",
+        x="d_z",
+        grid={
+            "model": ("flow",),
+            "family": ("gaussian_smooth",),
+            "method": ("scratch", "transfer", "oracle"),
+            "d_x": (2,),
+            "d_z": (2, 4, 8, 16),
+            "d_h": (2,),
+            "n_target": (300,),
+            "n_source": (10_000,),
+        },
+        seeds={"smoke": 2, "quick": 3, "paper": 10},
+        smoke={"d_z": (2, 4), "n_target": (60,), "n_source": (400,)},
+        paper={"d_z": (2, 4, 8, 16, 32, 64), "n_source": (50_000,)},
+    ),
+    Experiment(
+        name="similarity",
+        description="Error against the similarity knob δ (0: shared embedding, 1: "
+        "unrelated source): transfer stops helping, then hurts (negative transfer).",
+        figure="rates",
+        x="similarity",
+        grid=SMOOTH
+        | {
+            "model": ("flow",),
+            "family": ("gaussian_smooth",),
+            "method": ("transfer", "finetune", "scratch"),
+            "similarity": (0.0, 0.25, 0.5, 0.75, 1.0),
+            "n_target": (300,),
+            "n_source": (10_000,),
+        },
+        seeds={"smoke": 2, "quick": 3, "paper": 10},
+        smoke={"similarity": (0.0, 1.0), "n_target": (60,), "n_source": (400,)},
+        paper={"similarity": (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)},
+    ),
+    Experiment(
+        name="unconditional",
+        description="Unconditional generation: a shared latent law under task-specific "
+        "affine maps (shared_latent) and a shared subspace (shared_subspace).",
+        figure="rates",
+        x="n_target",
+        grid=(
+            {
+                "model": ("flow", "diffusion"),
+                "family": ("shared_subspace",),
+                "d_x": (8,),
+                "d_h": (2,),
+                "method": ("scratch", "transfer", "oracle"),
+                "n_target": (100, 300, 1000),
+                "n_source": (10_000,),
+            },
+            {
+                "model": ("flow",),
+                "family": ("shared_latent",),
+                "d_x": (2,),
+                "method": ("scratch", "transfer", "oracle"),
+                "n_target": (100, 300, 1000),
+                "n_source": (10_000,),
+            },
+        ),
+        seeds={"smoke": 2, "quick": 3, "paper": 10},
+        smoke=SMOKE_SIZES,
+        paper={"n_target": PAPER_TARGETS, "n_source": (50_000,)},
+    ),
+    Experiment(
+        name="diffusion_bounds",
+        description="The diffusion anchor (linear score model on linear_gaussian): score "
+        "error, path bound, exact sampler KL, Euler-Maruyama KL and ODE KL against n_t.",
+        figure="bounds",
+        x="n_target",
+        grid={
+            "model": ("linear_score",),
+            "family": ("linear_gaussian",),
+            "method": ("scratch", "oracle"),
+            "d_x": (2,),
+            "d_z": (4,),
+            "d_h": (1,),
+            "n_target": (250, 1000, 4000),
+        },
+        seeds={"smoke": 2, "quick": 5, "paper": 20},
+        smoke={"n_target": (200,)},
+        paper={"n_target": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000)},
+    ),
+    Experiment(
+        name="samples",
+        description="Samples against the truth at small n_t: scratch and transfer, flows "
+        "and diffusion, on the multimodal mixture family in 2-D.",
+        figure="samples",
+        x="n_target",
+        grid=SMOOTH
+        | {
+            "model": ("flow", "diffusion"),
+            "family": ("mixture",),
+            "method": ("scratch", "transfer"),
+            "n_target": (100,),
+            "n_source": (10_000,),
+            "keep_samples": (2000,),
+        },
+        seeds={"smoke": 1, "quick": 1, "paper": 1},
+        smoke={"n_target": (60,), "n_source": (400,), "keep_samples": (200,)},
+        paper={"n_source": (50_000,)},
+    ),
+)
+
+
+def experiment_names() -> list[str]:
+    """Names of the declared experiments, in order."""
+    return [e.name for e in EXPERIMENTS]
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name``.
+
+    Raises:
+        ValueError: no such experiment.
+    """
+    for experiment in EXPERIMENTS:
+        if experiment.name == name:
+            return experiment
+    raise ValueError(f"experiment {name!r} is not declared: expected one of {experiment_names()}")

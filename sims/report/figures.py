@@ -1,0 +1,268 @@
+"""The figures of a run, one per experiment, drawn from its rows (PNG and PDF).
+
+Every point is a mean over seeds with its 95 % Student-t interval; axes are log-log where a
+rate is shown; methods keep one colour across all figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from sims.experiments import Experiment
+from sims.generators import make_task_pair
+from sims.report.tables import summarise
+from theory.fitting import fitted_constant
+from theory.parametric import k_oracle, k_scratch, kappa
+from theory.verdict import truth_knobs
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+METHODS = ("scratch", "transfer", "finetune", "oracle", "pooled")
+COLOURS = dict(zip(METHODS, sns.color_palette("colorblind"), strict=False))
+LABELS = {
+    "n_target": "target samples $n_t$",
+    "n_source": "source samples $n_s$",
+    "d_z": "dimension of the condition $d_z$",
+    "similarity": "similarity knob δ (0: shared embedding, 1: unrelated source)",
+}
+
+
+def _style() -> None:
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=1.0)
+
+
+def _errorbars(axes, table: pd.DataFrame, x: str, colour, label: str, **style) -> None:
+    table = table.sort_values(x)
+    axes.errorbar(
+        table[x],
+        table["mean"],
+        yerr=[table["mean"] - table.low, table.high - table["mean"]],
+        marker="o",
+        capsize=3,
+        color=colour,
+        label=label,
+        **style,
+    )
+
+
+def _reference_band(axes, table: pd.DataFrame, colour, label: str) -> None:
+    """A method that does not vary along x (no source samples): its level as a band."""
+    row = table.iloc[0]
+    axes.axhline(row["mean"], color=colour, linestyle=":", label=f"{label} (no source)")
+    if np.isfinite(row.low):
+        axes.axhspan(row.low, row.high, color=colour, alpha=0.12)
+
+
+def _sample_size_axis(axes, values, x: str) -> None:
+    axes.set_xscale("log")
+    ticks = sorted(set(values))
+    axes.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    axes.minorticks_off()
+    axes.set_xlabel(LABELS.get(x, x))
+
+
+def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> plt.Figure:
+    """Error (KL) against the experiment's x, one panel per (model, family), one line per
+    method, with each candidate slope drawn dashed through its method's points."""
+    x = experiment.x
+    panels = sorted(frame.groupby(["model", "family"]).groups)
+    figure, axes_row = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=False
+    )
+    for axes, (model, family) in zip(axes_row[0], panels, strict=True):
+        rows = frame[(frame.model == model) & (frame.family == family)]
+        for method in [m for m in METHODS if m in set(rows.method)]:
+            by_method = rows[rows.method == method]
+            table = summarise(by_method, [x], "kl") if by_method[x].notna().all() else None
+            if table is None or (len(table) == 1 and rows[x].nunique() > 1):
+                _reference_band(
+                    axes, summarise(by_method, ["method"], "kl"), COLOURS[method], method
+                )
+                continue
+            _errorbars(axes, table, x, COLOURS[method], method)
+            _candidate(axes, slopes, experiment.name, model, family, method, table, x)
+        if x == "similarity":
+            axes.set_xlabel(LABELS[x])
+        else:
+            _sample_size_axis(axes, rows[x].dropna(), x)
+        axes.set_yscale("log")
+        axes.set_ylabel("KL from the truth (nats)")
+        axes.set_title(f"{model} on {family}", fontsize="medium")
+        axes.legend(fontsize="small")
+    figure.suptitle(_caption(experiment, frame), fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+def _candidate(axes, slopes, experiment, model, family, method, table, x) -> None:
+    if slopes.empty or x != "n_target":
+        return
+    match = slopes[
+        (slopes.experiment == experiment)
+        & (slopes.model == model)
+        & (slopes.family == family)
+        & (slopes.method == method)
+    ]
+    if match.empty:
+        return
+    slope = float(match.candidate.iloc[0])
+    n = table[x].to_numpy(float)
+    constant = fitted_constant(n, table["mean"].to_numpy(float), -slope)
+    axes.plot(
+        n,
+        constant * n**slope,
+        linestyle="--",
+        color=COLOURS[method],
+        alpha=0.6,
+        label=f"candidate slope {slope:.2f}",
+    )
+
+
+def calibration(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
+    """2n·KL/k against n for each method: the classical law puts it at 1."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    frame = frame.copy()
+    first = frame.iloc[0]
+    d_x, d_z, d_h = int(first.d_x), int(first.d_z), int(first.d_h)
+    k = {"scratch": k_scratch(d_x, d_z, d_h), "oracle": k_oracle(d_x, d_h)}
+    frame["ratio"] = 2 * frame.n_target * frame.kl_exact / frame.method.map(k)
+    axes.axhspan(0.85, 1.15, color="grey", alpha=0.12, label="band [0.85, 1.15]")
+    axes.axhline(1.0, color="black", linewidth=1)
+    for method, rows in frame.groupby("method"):
+        table = summarise(rows, ["n_target"], "ratio")
+        _errorbars(axes, table, "n_target", COLOURS[method], f"{method} (k = {k[method]})")
+    _sample_size_axis(axes, frame.n_target, "n_target")
+    axes.set_ylabel("2n·KL / k")
+    axes.legend(fontsize="small")
+    axes.set_title(_caption(experiment, frame), fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+def crossover(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
+    """log(KL_transfer / KL_scratch) over (n_s, n_t): its zero contour against n_s = κ n_t."""
+    moved = summarise(frame[frame.method == "transfer"], ["n_target", "n_source"], "kl_exact")
+    scratch = summarise(frame[frame.method == "scratch"], ["n_target"], "kl_exact")
+    merged = moved.merge(scratch, on="n_target", suffixes=("", "_scratch"))
+    merged["log_ratio"] = np.log(merged["mean"] / merged["mean_scratch"])
+    grid = merged.pivot(index="n_target", columns="n_source", values="log_ratio")
+    kappa_ = kappa(make_task_pair("linear_gaussian", **truth_knobs(frame)))
+    figure, axes = plt.subplots(figsize=(7.5, 5))
+    n_s, n_t = np.meshgrid(grid.columns.to_numpy(float), grid.index.to_numpy(float))
+    limit = float(np.nanmax(np.abs(grid.to_numpy())))
+    mesh = axes.pcolormesh(
+        n_s,
+        n_t,
+        grid.to_numpy(),
+        shading="nearest",
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(0.0, -limit, limit),
+    )
+    figure.colorbar(mesh, label="log(KL_transfer / KL_scratch): < 0, transfer wins")
+    if grid.shape[0] >= 2 and grid.shape[1] >= 2:
+        axes.contour(n_s, n_t, grid.to_numpy(), levels=[0.0], colors="black", linewidths=2)
+    line = np.geomspace(n_s.min(), n_s.max(), 50)
+    axes.plot(line, line / kappa_, "k--", label=f"predicted n_s = κ n_t (κ = {kappa_:.2f})")
+    axes.plot([], [], "k-", linewidth=2, label="measured: ratio = 1")
+    axes.set(xscale="log", yscale="log", xlabel=LABELS["n_source"], ylabel=LABELS["n_target"])
+    axes.set_ylim(n_t.min() / 1.3, n_t.max() * 1.3)
+    axes.legend(fontsize="small", loc="lower right")
+    axes.set_title(_caption(experiment, frame), fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+BOUND_COLUMNS = {
+    "path_kl_bound": "path bound",
+    "kl_sampler": "exact KL of the reverse SDE",
+    "kl_euler_maruyama": "exact KL of Euler-Maruyama",
+    "kl_ode": "KL by the ODE likelihood",
+    "score_err": "score error",
+}
+
+
+def bounds(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
+    """The diffusion anchor's error measures against n_t, one panel per method."""
+    methods = sorted(frame.method.unique())
+    figure, axes_row = plt.subplots(1, len(methods), figsize=(6 * len(methods), 4.5), squeeze=False)
+    palette = dict(zip(BOUND_COLUMNS, sns.color_palette("deep"), strict=False))
+    for axes, method in zip(axes_row[0], methods, strict=True):
+        rows = frame[frame.method == method]
+        for column, label in BOUND_COLUMNS.items():
+            if column in rows and rows[column].notna().any():
+                table = summarise(rows, ["n_target"], column)
+                _errorbars(axes, table, "n_target", palette[column], label)
+        _sample_size_axis(axes, rows.n_target, "n_target")
+        axes.set(yscale="log", ylabel="nats")
+        axes.set_title(f"linear score model, {method}", fontsize="medium")
+        axes.legend(fontsize="small")
+    figure.suptitle(_caption(experiment, frame), fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+def samples(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
+    """Truth against model samples in 2-D: one row per model, truth then each method."""
+    kept = frame[frame.samples.notna()] if "samples" in frame else frame.iloc[:0]
+    models = sorted(kept.model.unique())
+    methods = [m for m in METHODS if m in set(kept.method)]
+    figure, axes_grid = plt.subplots(
+        max(1, len(models)),
+        1 + len(methods),
+        figsize=(3.6 * (1 + len(methods)), 3.6 * max(1, len(models))),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    for axes_row, model in zip(axes_grid, models, strict=False):
+        rows = kept[kept.model == model]
+        truth = np.asarray(rows.iloc[0].samples["truth"])
+        panels = [("truth", truth, "black")]
+        for method in methods:
+            drawn = rows[rows.method == method]
+            if not drawn.empty:
+                panels.append((method, np.asarray(drawn.iloc[0].samples["model"]), COLOURS[method]))
+        for axes, (title, points, colour) in zip(axes_row, panels, strict=False):
+            axes.scatter(points[:, 0], points[:, 1], s=3, alpha=0.35, color=colour, linewidths=0)
+            axes.set_title(f"{model}: {title}" if title != "truth" else "truth", fontsize="medium")
+            axes.set_xlabel("$x_1$")
+            axes.set_ylabel("$x_2$")
+    figure.suptitle(_caption(experiment, frame), fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+def _caption(experiment: Experiment, frame: pd.DataFrame) -> str:
+    seeds = frame.groupby(["model", "method", "n_target"], dropna=False).seed.nunique().min()
+    return f"{experiment.name}: mean over {seeds} seed(s), 95 % t-intervals"
+
+
+FIGURES: dict[str, Callable[..., plt.Figure]] = {
+    "rates": rates,
+    "calibration": calibration,
+    "crossover": crossover,
+    "bounds": bounds,
+    "samples": samples,
+}
+
+
+def render(
+    experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame, directory: Path
+) -> list[Path]:
+    """Draw ``experiment``'s figure from its ok rows; returns the PNG and PDF paths."""
+    _style()
+    figure = FIGURES[experiment.figure](experiment, frame[frame.status == "ok"], slopes)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{experiment.name}.{suffix}" for suffix in ("png", "pdf")]
+    for path in paths:
+        figure.savefig(path, dpi=150)
+    plt.close(figure)
+    return paths

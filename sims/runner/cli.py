@@ -1,0 +1,169 @@
+"""The command line of ``run_all.py``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
+from sims.report import write_outputs
+from sims.runner.cells import expand, grid_keys, parse_override
+from sims.runner.run import Backend, Plan, assemble, execute
+from sims.runner.store import Store
+from sims.runner.tasks import Settings
+
+EXAMPLES = """\
+examples:
+  python run_all.py                        every figure, quick profile (minutes on a laptop CPU)
+  python run_all.py --profile smoke        the whole pipeline at toy size (about a minute)
+  python run_all.py --list                 the experiments, one line each
+  python run_all.py --only target_scaling --set n_target=100,1000 --seeds 5
+  python run_all.py --only dimension --set d_z=4,8,16,32,64
+  python run_all.py --profile paper --device cuda
+  python run_all.py --profile paper --backend dask --scheduler tcp://HOST:8786
+  python run_all.py --check                exit 1 when a must-hold check fails
+
+A killed run resumes where it stopped: rerun the same command. Finished rows are kept under
+OUT/results/cache/PROFILE/; --no-cache recomputes them.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad input as one line and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer >= 1")
+    return value
+
+
+def build_parser(root: Path) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="run_all.py",
+        description="Transfer learning in generative models, against exact ground truth: "
+        "train flows and diffusion models with and without transfer on synthetic tasks "
+        "whose densities are known, and render every figure and table.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="quick",
+        help="smoke: toy sizes, about a minute; quick (default): every figure on a laptop "
+        "CPU in minutes; paper: the full grids, for a GPU or a cluster",
+    )
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--only", metavar="A,B", help="run only these experiments")
+    parser.add_argument(
+        "--set",
+        metavar="KEY=V1,V2",
+        action="append",
+        default=[],
+        help="override a grid key for the experiments run (repeatable), e.g. "
+        "n_target=100,1000 or family=mixture; keys: " + ", ".join(grid_keys()),
+    )
+    parser.add_argument("--seeds", type=_positive_int, metavar="N", help="replicates per cell")
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="parallel worker processes (default: the number of CPU cores)",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=("loky", "dask"),
+        default="loky",
+        help="loky: processes on this machine; dask: a Dask distributed cluster",
+    )
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=root,
+        metavar="DIR",
+        help="write DIR/results/ and DIR/figures/ (default: the repository root)",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a must-hold check fails")
+    parser.add_argument("--no-cache", action="store_true", help="recompute finished rows")
+    return parser
+
+
+def _plan(args, parser) -> Plan:
+    names = args.only.split(",") if args.only else [e.name for e in EXPERIMENTS]
+    try:
+        experiments = [get_experiment(name.strip()) for name in names]
+        overrides = dict(parse_override(text) for text in args.set)
+        cells = {e.name: expand(e, args.profile, overrides) for e in experiments}
+    except ValueError as error:
+        parser.error(str(error))
+    seeds = {e.name: list(range(args.seeds or e.seeds[args.profile])) for e in experiments}
+    return Plan(cells, seeds)
+
+
+def _check_backend(args, parser) -> Backend:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda is not available on this machine: expected auto or cpu")
+    if args.backend == "dask" and not args.scheduler:
+        parser.error("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    if args.scheduler and args.backend != "dask":
+        parser.error("--scheduler is used only with --backend dask")
+    return Backend(args.backend, args.jobs, args.scheduler)
+
+
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """Run ``run_all.py`` with ``argv``; ``root`` is the default ``--out`` (the working
+    directory when ``None``). Returns the exit status."""
+    parser = build_parser(root or Path.cwd())
+    args = parser.parse_args(argv)
+    if args.list:
+        for e in EXPERIMENTS:
+            print(f"{e.name:18} {e.description}")
+        return 0
+    plan = _plan(args, parser)
+    backend = _check_backend(args, parser)
+    threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
+    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads)
+    store = Store(args.out / "results" / "cache" / args.profile)
+    started = time.perf_counter()
+    cells = sum(len(c) for c in plan.cells.values())
+    print(f"profile {args.profile}: {len(plan.cells)} experiment(s), {cells} cells", flush=True)
+    try:
+        summary = execute(plan, store, settings, backend, use_cache=not args.no_cache)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished rows are saved; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    frame = assemble(plan, store)
+    failed = int((frame.status == "failed").sum())
+    print(
+        f"{len(frame)} rows ({summary.new_rows} new, {failed} failed) in "
+        f"{time.perf_counter() - started:.0f} s; {summary.tasks} ensembles trained"
+    )
+    for reason, count in frame[frame.status == "failed"].error.value_counts().items():
+        print(f"  failed x{count}: {reason}")
+    verdict = write_outputs(frame, plan, args.out)
+    print(f"wrote {args.out / 'results'} and {args.out / 'figures'}")
+    if args.check:
+        print(verdict.table)
+        if verdict.failures:
+            print(f"{verdict.failures} must-hold check(s) failed", file=sys.stderr)
+            return 1
+    return 0
