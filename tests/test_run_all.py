@@ -1,14 +1,162 @@
-"""The entry point runs from a shell."""
+"""run_all.py end to end: the smoke profile, resume after SIGKILL, determinism, the Dask
+backend, and one-line errors for bad input."""
 
+from __future__ import annotations
+
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from sims.experiments import EXPERIMENTS
+from sims.runner.cli import main
+from sims.runner.run import CONTRACT_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
+# a small sweep: 2 methods x 2 n_t of flows at smoke size, transfer pre-trained first
+SUBSET = [
+    "--profile",
+    "smoke",
+    "--only",
+    "target_scaling",
+    "--set",
+    "model=flow",
+    "--set",
+    "family=gaussian_smooth",
+    "--set",
+    "method=scratch,transfer",
+]
+IDENTITY = ["experiment", "model", "method", "family", "n_source", "n_target", "seed"]
 
 
-def test_run_all_runs_and_names_the_families():
-    result = subprocess.run(
-        [sys.executable, "run_all.py"], cwd=ROOT, capture_output=True, text=True, check=True
+def run_all(*arguments, check=True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run_all.py", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
     )
-    assert "linear_gaussian" in result.stdout
+
+
+def numbers(out: Path) -> pd.DataFrame:
+    """results.csv without the wall times, sorted by row identity."""
+    frame = pd.read_csv(out / "results" / "results.csv").drop(columns="seconds")
+    return frame.sort_values(IDENTITY).reset_index(drop=True)
+
+
+def test_smoke_profile_writes_every_output(tmp_path):
+    result = run_all("--profile", "smoke", "--out", str(tmp_path))
+    frame = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert list(frame.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    assert set(frame.experiment) == {e.name for e in EXPERIMENTS}
+    assert (frame.status == "ok").all(), frame[frame.status != "ok"].error.unique()
+    assert not frame.duplicated(IDENTITY + ["d_z", "similarity"]).any()
+    diffusion = frame[frame.model == "diffusion"]
+    for column in ("score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
+        assert diffusion[column].notna().all(), column
+    anchor = frame[frame.model == "linear_score"]
+    assert anchor.kl_sampler.notna().all()
+    report = (tmp_path / "results" / "report.md").read_text()
+    for experiment in EXPERIMENTS:
+        for suffix in ("png", "pdf"):
+            figure = tmp_path / "figures" / f"{experiment.name}.{suffix}"
+            assert figure.stat().st_size > 1000
+            assert f"../figures/{experiment.name}.{suffix}" in report
+        for suffix in ("md", "tex"):
+            assert (tmp_path / "results" / "tables" / f"{experiment.name}.{suffix}").exists()
+    for name in ("slopes.csv", "checks.csv", "tables/checks.md", "tables/slopes.tex"):
+        assert (tmp_path / "results" / name).exists()
+    assert "0 failed" in result.stdout
+
+
+def test_same_command_twice_gives_identical_numbers(tmp_path):
+    run_all(*SUBSET, "--out", str(tmp_path / "first"))
+    run_all(*SUBSET, "--out", str(tmp_path / "second"))
+    pd.testing.assert_frame_equal(numbers(tmp_path / "first"), numbers(tmp_path / "second"))
+
+
+def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    run_all(*SUBSET, "--jobs", "1", "--out", str(reference))
+    process = subprocess.Popen(
+        [sys.executable, "run_all.py", *SUBSET, "--jobs", "1", "--out", str(killed)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows = killed / "results" / "cache" / "smoke" / "rows"
+    deadline = time.monotonic() + 120
+    while not (rows.exists() and any(rows.glob("*.json"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = len(list(rows.glob("*.json")))
+    assert finished >= 1 and not (killed / "results" / "results.csv").exists()
+    rerun = run_all(*SUBSET, "--jobs", "1", "--out", str(killed))
+    trained = int(re.search(r"(\d+) ensembles trained", rerun.stdout).group(1))
+    assert trained < 5  # 4 ensembles and 1 pre-training in all: the finished ones are skipped
+    resumed = numbers(killed)
+    assert not resumed.duplicated(IDENTITY).any()
+    pd.testing.assert_frame_equal(resumed, numbers(reference))
+
+
+def test_dask_backend_gives_the_rows_of_loky(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    run_all(*SUBSET, "--jobs", "2", "--out", str(tmp_path / "loky"))
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        status = main(
+            [*SUBSET, "--backend", "dask", "--scheduler", cluster.scheduler_address]
+            + ["--out", str(tmp_path / "dask")]
+        )
+    assert status == 0
+    pd.testing.assert_frame_equal(numbers(tmp_path / "dask"), numbers(tmp_path / "loky"))
+
+
+BAD_INPUT = [
+    (["--set", "colour=red"], "unknown key 'colour'"),
+    (["--only", "nonsense"], "experiment 'nonsense' is not declared"),
+    (["--only", "dimension", "--set", "d_h=9", "--set", "d_z=4"], "d_h=9 is not allowed"),
+    (["--set", "n_target=0"], "n_target=0 is not allowed"),
+    (["--set", "n_source=-5"], "n_source=-5 is not allowed"),
+    (["--set", "d_x=-1"], "d_x=-1 is not allowed"),
+    (["--set", "similarity=1.5"], "similarity=1.5 is not allowed"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--profile", "huge"], "invalid choice: 'huge'"),
+    (["--seeds", "0"], "'0' is not allowed: expected an integer >= 1"),
+    (["--set", "n_target"], "expected KEY=V1,V2"),
+    (["--backend", "dask"], "needs --scheduler"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), BAD_INPUT)
+def test_bad_input_exits_2_with_one_line(arguments, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*arguments, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error, error
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_input_from_a_shell_has_no_traceback():
+    result = run_all("--set", "similarity=2", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "run_all.py: error: similarity=2 is not allowed: expected a number in [0, 1]"
+    ]
+
+
+def test_list_names_every_experiment(capsys):
+    assert main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    for experiment in EXPERIMENTS:
+        assert experiment.name in listed and experiment.description[:30] in listed

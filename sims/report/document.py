@@ -37,7 +37,12 @@ def write_report(
         lines += [f"## {experiment.name}", "", experiment.description, ""]
         if experiment.name in figures:
             png, pdf = figures[experiment.name]
-            lines += [f"![{experiment.name}]({_link(png, base)})", "", f"[PDF]({_link(pdf, base)})"]
+            lines += [
+                f"![{experiment.name}]({_link(png, base)})",
+                "",
+                f"[PDF]({_link(pdf, base)})",
+                "",
+            ]
         if experiment.name in tables:
             markdown, latex = tables[experiment.name]
             lines += [

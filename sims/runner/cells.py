@@ -68,6 +68,24 @@ class Cell:
         """What the pre-trained source model depends on."""
         return (self.model, self.family, self.knobs, self.n_source)
 
+    def _knobs_but(self, *names: str) -> tuple:
+        return tuple((k, v) for k, v in self.knobs if k not in names)
+
+    def batch_key(self) -> tuple:
+        """Cells with one key share an architecture and a method: one ensemble trains them
+        all (they differ in sample sizes, similarity and seeds)."""
+        return (
+            self.model,
+            self.method,
+            self.family,
+            self._knobs_but(*SOURCE_KNOBS),
+            self.keep_samples,
+        )
+
+    def pretraining_batch_key(self) -> tuple:
+        """Source models with one key are pre-trained as one ensemble."""
+        return (self.model, self.family, self._knobs_but(*SOURCE_KNOBS))
+
     def columns(self) -> dict[str, object]:
         """The cell's columns of a results row: truth seed as ``truth_seed``, knobs by name."""
         knobs = self.pair_knobs()
@@ -99,10 +117,10 @@ def _cell(point: dict) -> Cell:
     n_target = check_positive_int("n_target", point["n_target"])
     n_source = point.get("n_source")
     uses_source = method not in SOURCE_FREE_METHODS
-    if uses_source:
-        if n_source is None:
-            raise ValueError(f"method={method!r} needs n_source: expected an integer >= 1")
+    if n_source is not None:
         check_positive_int("n_source", n_source)
+    elif uses_source:
+        raise ValueError(f"method={method!r} needs n_source: expected an integer >= 1")
     allowed = family_knobs(family)
     knobs = {k: v for k, v in point.items() if k in allowed and k != "seed"}
     if not uses_source:

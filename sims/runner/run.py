@@ -19,9 +19,10 @@ import joblib
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sims.methods import Fitted
 from sims.runner.cells import Cell
 from sims.runner.store import Store
-from sims.runner.tasks import Settings, ensemble_task, pretrain_task
+from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
 
 CONTRACT_COLUMNS = [
     "experiment",
@@ -44,6 +45,7 @@ CONTRACT_COLUMNS = [
     "seconds",
 ]
 SAMPLE_COLUMN = "samples"
+INTEGER_COLUMNS = ("n_source", "n_target", "d_x", "d_z", "d_h", "seed", "truth_seed", "n_train")
 
 
 @dataclass
@@ -96,6 +98,14 @@ class Summary:
     failed: int = 0
 
 
+def _units(work: list[tuple[Cell, list[int]]], key) -> list[Unit]:
+    """``work`` grouped by ``key(cell)`` into units trained as one ensemble, in order."""
+    units: dict[tuple, Unit] = defaultdict(list)
+    for cell, seeds in work:
+        units[key(cell)].append((cell, seeds))
+    return list(units.values())
+
+
 def execute(
     plan: Plan,
     store: Store,
@@ -104,62 +114,76 @@ def execute(
     use_cache: bool = True,
     progress: bool = True,
 ) -> Summary:
-    """Run every missing (cell, seed) of ``plan``, persisting each ensemble as it finishes."""
+    """Run every missing (cell, seed) of ``plan``, persisting each unit as it finishes."""
     stored = store.load_rows() if use_cache else {}
     wanted = plan.seeds_of_cells()
     missing = {
         cell: [s for s in seeds if (cell.key(), s) not in stored] for cell, seeds in wanted.items()
     }
     missing = {cell: seeds for cell, seeds in missing.items() if seeds}
-    groups: dict[tuple, list[Cell]] = defaultdict(list)
-    for cell in missing:
+    group_seeds: dict[tuple, set[int]] = defaultdict(set)
+    for cell, seeds in wanted.items():
         if cell.pretrained:
-            groups[cell.pretraining_key()].append(cell)
-    pretraining_seeds = {
-        key: sorted({s for cell in cells for s in wanted[cell]}) for key, cells in groups.items()
-    }
-    pretrained = {}
-    for key, cells in groups.items():
-        found = store.load_pretrained(cells[0], pretraining_seeds[key]) if use_cache else None
-        if found is not None:
-            pretrained[key] = found
+            group_seeds[cell.pretraining_key()] |= set(seeds)
 
+    def source_seeds(cell: Cell) -> list[int]:
+        return sorted(group_seeds[cell.pretraining_key()])
+
+    def source_name(cell: Cell) -> str:
+        return Store.pretraining_name(cell, source_seeds(cell))
+
+    pretrained = store.load_pretrained() if use_cache else {}
+    to_pretrain = {
+        source_name(cell): (cell, source_seeds(cell))
+        for cell in missing
+        if cell.pretrained and source_name(cell) not in pretrained
+    }
     first = [
-        (pretrain_task, cells[0], pretraining_seeds[key], settings)
-        for key, cells in groups.items()
-        if key not in pretrained
+        (pretrain_task, unit)
+        for unit in _units(list(to_pretrain.values()), Cell.pretraining_batch_key)
     ]
     first += [
-        (ensemble_task, cell, seeds, settings, None)
-        for cell, seeds in missing.items()
-        if not cell.pretrained
+        (ensemble_task, unit)
+        for unit in _units([(c, s) for c, s in missing.items() if not c.pretrained], Cell.batch_key)
     ]
-    later = [cell for cell in missing if cell.pretrained]
+    later = _units([(c, s) for c, s in missing.items() if c.pretrained], Cell.batch_key)
     summary = Summary(tasks=len(first) + len(later))
-    bar = tqdm(total=summary.tasks, desc="ensembles", unit="task", disable=not progress)
+    bar = tqdm(total=summary.tasks, desc="ensembles", unit="ensemble", disable=not progress)
 
-    def record(task: tuple, result) -> None:
-        function, cell, seeds, *_ = task
+    def record(function, unit: Unit, result: list[list]) -> None:
         if function is pretrain_task:
-            store.save_pretrained(cell, seeds, result)
-            pretrained[cell.pretraining_key()] = result
+            models = {
+                source_name(cell): fitted for (cell, _), fitted in zip(unit, result, strict=True)
+            }
+            store.save_pretrained(models)
+            pretrained.update(models)
         else:
-            store.save_rows(cell, result)
-            summary.new_rows += len(result)
-            summary.failed += sum(row["status"] == "failed" for row in result)
+            rows = [
+                {"cell": cell.key()} | row
+                for (cell, _), cell_rows in zip(unit, result, strict=True)
+                for row in cell_rows
+            ]
+            store.save_rows(rows)
+            summary.new_rows += len(rows)
+            summary.failed += sum(row["status"] == "failed" for row in rows)
             bar.set_postfix(failed=summary.failed, refresh=False)
         bar.update()
 
+    def sources(unit: Unit) -> list[list[Fitted]]:
+        found = []
+        for cell, seeds in unit:
+            by_seed = dict(zip(source_seeds(cell), pretrained[source_name(cell)], strict=True))
+            found.append([by_seed[s] for s in seeds])
+        return found
+
     with bar:
-        for index, result in backend.run(first):
-            record(first[index], result)
-        second = []
-        for cell in later:
-            key = cell.pretraining_key()
-            by_seed = dict(zip(pretraining_seeds[key], pretrained[key], strict=True))
-            second.append((ensemble_task, cell, missing[cell], settings, by_seed))
-        for index, result in backend.run(second):
-            record(second[index], result)
+        calls = [(function, unit, settings) for function, unit in first]
+        calls = [c + (None,) if c[0] is ensemble_task else c for c in calls]
+        for index, result in backend.run(calls):
+            record(calls[index][0], calls[index][1], result)
+        calls = [(ensemble_task, unit, settings, sources(unit)) for unit in later]
+        for index, result in backend.run(calls):
+            record(ensemble_task, calls[index][1], result)
     return summary
 
 
@@ -178,5 +202,8 @@ def assemble(plan: Plan, store: Store) -> pd.DataFrame:
     for column in CONTRACT_COLUMNS:
         if column not in frame:
             frame[column] = float("nan")
+    for column in INTEGER_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")  # integers, empty where unset
     rest = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
     return frame[CONTRACT_COLUMNS + rest]

@@ -40,7 +40,11 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class Store:
-    """The rows and pre-trained models of one profile, under ``root``."""
+    """The rows and pre-trained models of one profile, under ``root``.
+
+    A unit of work (one ensemble) is persisted as one file, whole or not at all, so that a
+    resumed run retrains exactly the units an uninterrupted run would have trained.
+    """
 
     def __init__(self, root: Path):
         self.root = root
@@ -51,31 +55,32 @@ class Store:
         for path in sorted((self.root / "rows").glob("*.json")):
             record = json.loads(path.read_text())
             for row in record["rows"]:
-                key = (record["cell"], row["seed"])
+                key = (row["cell"], row["seed"])
                 if key not in found or found[key][0] <= record["written"]:
                     found[key] = (record["written"], row)
         return {key: row for key, (_, row) in found.items()}
 
-    def save_rows(self, cell: Cell, rows: list[dict]) -> None:
-        """Persist the rows of one finished ensemble of ``cell``."""
-        seeds = [row["seed"] for row in rows]
-        record = {"cell": cell.key(), "written": time.time_ns(), "rows": rows}
-        name = f"{cell.key()}-{digest(seeds)}.json"
-        write_atomically(self.root / "rows" / name, json.dumps(record).encode())
+    def save_rows(self, rows: list[dict]) -> None:
+        """Persist the rows of one finished unit; each row names its ``cell`` key."""
+        record = {"written": time.time_ns(), "rows": rows}
+        name = digest([(row["cell"], row["seed"]) for row in rows])
+        write_atomically(self.root / "rows" / f"{name}.json", json.dumps(record).encode())
 
-    def _pretrained_path(self, cell: Cell, seeds: list[int]) -> Path:
-        return self.root / "pretrained" / f"{digest([cell.pretraining_key(), seeds])}.pt"
+    @staticmethod
+    def pretraining_name(cell: Cell, seeds: list[int]) -> str:
+        """The name of the source models pre-trained for ``cell``'s group with ``seeds``."""
+        return digest([cell.pretraining_key(), seeds])
 
-    def load_pretrained(self, cell: Cell, seeds: list[int]) -> list[Fitted] | None:
-        """The source models pre-trained for ``cell`` with ``seeds``, if stored."""
-        path = self._pretrained_path(cell, seeds)
-        if not path.exists():
-            return None
-        return torch.load(path, weights_only=False)
+    def load_pretrained(self) -> dict[str, list[Fitted]]:
+        """Every stored set of pre-trained source models, by ``pretraining_name``."""
+        found = {}
+        for path in sorted((self.root / "pretrained").glob("*.pt")):
+            found |= torch.load(path, weights_only=False)
+        return found
 
-    def save_pretrained(self, cell: Cell, seeds: list[int], fitted: list[Fitted]) -> None:
-        """Persist the source models pre-trained for ``cell`` with ``seeds``."""
-        path = self._pretrained_path(cell, seeds)
+    def save_pretrained(self, models: dict[str, list[Fitted]]) -> None:
+        """Persist the source models of one finished pre-training unit."""
         buffer = io.BytesIO()
-        torch.save(fitted, buffer)
+        torch.save(models, buffer)
+        path = self.root / "pretrained" / f"{digest(sorted(models))}.pt"
         write_atomically(path, buffer.getvalue())

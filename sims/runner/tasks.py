@@ -16,7 +16,7 @@ from sims.engine import MinibatchConfig
 from sims.evaluation import draw_samples, evaluate
 from sims.experiments import Profile
 from sims.generators import make_task_pair
-from sims.methods import TRAINERS, Fitted, Training, make_members, pretrain
+from sims.methods import TRAINERS, Fitted, Member, Training, make_members, pretrain
 from sims.models.architectures import ARCHITECTURES
 from sims.runner.cells import Cell
 
@@ -44,15 +44,40 @@ class Settings:
         return Training(ARCHITECTURES[model], config, device)
 
 
-def pretrain_task(cell: Cell, seeds: list[int], settings: Settings) -> list[Fitted]:
-    """Source models for every seed of ``seeds``, moved to the CPU."""
+Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
+
+
+def _members(unit: Unit, n_target=None) -> list[list[Member]]:
+    """Each cell's members (target and source samples of each seed)."""
+    pairs = {}
+    members = []
+    for cell, seeds in unit:
+        if cell.knobs not in pairs:
+            pairs[cell.knobs] = make_task_pair(cell.family, **cell.pair_knobs())
+        size = n_target or cell.n_target
+        members.append(make_members(pairs[cell.knobs], seeds, size, cell.n_source))
+    return members
+
+
+def _split(values: list, members: list[list[Member]]) -> list[list]:
+    """``values`` (one per member, in order) cut back into one list per cell."""
+    out, start = [], 0
+    for group in members:
+        out.append(values[start : start + len(group)])
+        start += len(group)
+    return out
+
+
+def pretrain_task(unit: Unit, settings: Settings) -> list[list[Fitted]]:
+    """Source models for every (cell, seeds) of ``unit``, trained as one ensemble (the
+    cells share an architecture), moved to the CPU; one list per cell."""
     torch.set_num_threads(settings.threads)
-    pair = make_task_pair(cell.family, **cell.pair_knobs())
-    members = make_members(pair, seeds, PRETRAINING_TARGET_ROWS, cell.n_source)
-    fitted = pretrain(members, settings.training(cell.model))
+    members = _members(unit, PRETRAINING_TARGET_ROWS)
+    flat = [m for group in members for m in group]
+    fitted = pretrain(flat, settings.training(unit[0][0].model))
     for f in fitted:
         f.model.cpu()
-    return fitted
+    return _split(fitted, members)
 
 
 def _failed(seed: int, reason: str) -> dict:
@@ -60,42 +85,51 @@ def _failed(seed: int, reason: str) -> dict:
 
 
 def ensemble_task(
-    cell: Cell, seeds: list[int], settings: Settings, pretrained: dict[int, Fitted] | None
-) -> list[dict]:
-    """Train ``cell``'s method for ``seeds`` as one ensemble and evaluate every model.
+    unit: Unit, settings: Settings, pretrained: list[list[Fitted]] | None
+) -> list[list[dict]]:
+    """Train the cells of ``unit`` (one method, one architecture) as one ensemble and
+    evaluate every model; ``pretrained[i]`` holds cell i's source models, seed by seed.
 
-    Returns one row per seed: ``status`` (``ok`` or ``failed`` with the reason in
-    ``error``), the errors of ``sims.evaluation.evaluate``, ``n_train``, ``best_step``,
-    ``seconds`` (the member's share of the training time plus its own evaluation time) and,
+    Returns, per cell, one row per seed: ``status`` (``ok``, or ``failed`` with the reason
+    in ``error``), the errors of ``sims.evaluation.evaluate``, ``n_train``, ``best_step``,
+    ``seconds`` (the model's share of the training time plus its own evaluation time) and,
     for cells that keep samples, ``samples`` (model and truth draws as nested lists).
     """
     torch.set_num_threads(settings.threads)
     start = time.perf_counter()
-    pair = make_task_pair(cell.family, **cell.pair_knobs())
-    members = make_members(pair, seeds, cell.n_target, cell.n_source)
+    members = _members(unit)
+    flat = [m for group in members for m in group]
+    cell = unit[0][0]
     options = {}
-    if cell.pretrained:
-        options["pretrained"] = [pretrained[seed] for seed in seeds]
+    if pretrained is not None:
+        options["pretrained"] = [f for group in pretrained for f in group]
     try:
-        fitted = TRAINERS[cell.method](members, settings.training(cell.model), **options)
+        fitted = TRAINERS[cell.method](flat, settings.training(cell.model), **options)
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on
-        return [_failed(seed, f"training: {error!r}") for seed in seeds]
-    training_seconds = (time.perf_counter() - start) / len(members)
-    sources = options.get("pretrained", [None] * len(members))
+        return [[_failed(m.seed, f"training: {error!r}") for m in group] for group in members]
+    training_seconds = (time.perf_counter() - start) / len(flat)
+    sources = iter(options.get("pretrained", [None] * len(flat)))
+    models = iter(fitted)
     rows = []
-    for f, member, source in zip(fitted, members, sources, strict=True):
-        started = time.perf_counter()
-        row = {"seed": member.seed, "n_train": f.n_train, "best_step": f.best_step}
-        failure = f.failure
-        if source is not None and source.failure:
-            failure = f"pre-training: {source.failure}"
-        if failure:
-            row |= _failed(member.seed, failure)
-        else:
-            row |= _evaluated(f, member, cell, settings)
-        row["seconds"] = training_seconds + time.perf_counter() - started
-        rows.append(row)
+    for (cell, _), group in zip(unit, members, strict=True):
+        rows.append([_row(next(models), m, next(sources), cell, settings) for m in group])
+        for row in rows[-1]:
+            row["seconds"] += training_seconds
     return rows
+
+
+def _row(fitted: Fitted, member: Member, source: Fitted | None, cell: Cell, settings) -> dict:
+    started = time.perf_counter()
+    row = {"seed": member.seed, "n_train": fitted.n_train, "best_step": fitted.best_step}
+    failure = fitted.failure
+    if source is not None and source.failure:
+        failure = f"pre-training: {source.failure}"
+    if failure:
+        row |= _failed(member.seed, failure)
+    else:
+        row |= _evaluated(fitted, member, cell, settings)
+    row["seconds"] = time.perf_counter() - started
+    return row
 
 
 def _evaluated(fitted: Fitted, member, cell: Cell, settings: Settings) -> dict:
