@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sims.engine import MinibatchConfig
 from sims.evaluation import EvaluationSizes
 
 PROFILES = ("smoke", "quick", "paper")
@@ -25,19 +26,29 @@ class Profile:
     """How large everything is.
 
     Attributes:
-        max_steps: Adam steps at most per model (early stopping usually ends sooner).
+        training: Adam with early stopping (the same for every method).
         sizes: how many samples each error is estimated from.
     """
 
     name: str
-    max_steps: int
+    training: MinibatchConfig
     sizes: EvaluationSizes
 
 
 PROFILE_SETTINGS = {
-    "smoke": Profile("smoke", 60, EvaluationSizes(1000, 16, 200, 50, 200)),
-    "quick": Profile("quick", 2000, EvaluationSizes(10_000, 200, 500, 200, 1000)),
-    "paper": Profile("paper", 5000, EvaluationSizes(20_000, 1000, 2000, 1000, 4000)),
+    "smoke": Profile(
+        "smoke",
+        MinibatchConfig(max_steps=60, held_out_noise_draws=2),
+        EvaluationSizes(1000, 16, 200, 50, 200),
+    ),
+    # quick: fewer steps, and a held-out check every 20 steps (patience 25 checks, the same
+    # 500 steps as the default) with 2 noise draws, so that checking costs little
+    "quick": Profile(
+        "quick",
+        MinibatchConfig(max_steps=1000, eval_every=20, patience=25, held_out_noise_draws=2),
+        EvaluationSizes(10_000, 200, 500, 200, 1000),
+    ),
+    "paper": Profile("paper", MinibatchConfig(), EvaluationSizes(20_000, 1000, 2000, 1000, 4000)),
 }
 
 
@@ -167,7 +178,7 @@ EXPERIMENTS = (
             "family": ("gaussian_smooth",),
             "method": ("scratch", "transfer", "oracle"),
             "d_x": (2,),
-            "d_z": (2, 4, 8, 16),
+            "d_z": (2, 8, 32),
             "d_h": (2,),
             "n_target": (300,),
             "n_source": (10_000,),

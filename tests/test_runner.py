@@ -90,6 +90,6 @@ def _calibration_rows(scale: float, seeds: int = 10) -> pd.DataFrame:
 @pytest.mark.parametrize(("scale", "passes"), [(1.0, True), (2.0, False), (0.5, False)])
 def test_verdict_calibration_fails_on_a_wrong_constant(scale, passes):
     found, slopes = judge(_calibration_rows(scale))
-    calibration = [c for c in found if c.name.startswith("calibration")]
+    calibration = [c for c in found if c.name.startswith("calibration 2nKL/k")]
     assert len(calibration) == 2 and all(c.passed == passes for c in calibration)
     assert np.allclose(slopes.fitted, -1.0, atol=0.1) and slopes.consistent.all()

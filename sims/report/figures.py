@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
+LEGEND_WIDTH = 2.2  # inches to the right of the panels
 METHODS = ("scratch", "transfer", "finetune", "oracle", "pooled")
 COLOURS = dict(zip(METHODS, sns.color_palette("colorblind"), strict=False))
 LABELS = {
@@ -74,9 +75,8 @@ def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> 
     method, with each candidate slope drawn dashed through its method's points."""
     x = experiment.x
     panels = sorted(frame.groupby(["model", "family"]).groups)
-    figure, axes_row = plt.subplots(
-        1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=False
-    )
+    width = 4.6 * len(panels) + LEGEND_WIDTH
+    figure, axes_row = plt.subplots(1, len(panels), figsize=(width, 4.4), squeeze=False)
     for axes, (model, family) in zip(axes_row[0], panels, strict=True):
         rows = frame[(frame.model == model) & (frame.family == family)]
         for method in [m for m in METHODS if m in set(rows.method)]:
@@ -94,12 +94,23 @@ def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> 
         else:
             _sample_size_axis(axes, rows[x].dropna(), x)
         axes.set_yscale("log")
-        axes.set_ylabel("KL from the truth (nats)")
         axes.set_title(f"{model} on {family}", fontsize="medium")
-        axes.legend(fontsize="small")
+    axes_row[0][0].set_ylabel("KL from the truth (nats)")
+    _shared_legend(figure, axes_row[0])
     figure.suptitle(_caption(experiment, frame), fontsize="medium")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1 - LEGEND_WIDTH / width, 1))
     return figure
+
+
+def _shared_legend(figure, axes_row) -> None:
+    """One legend for all panels, outside them: each label once, candidates as one entry."""
+    found = {}
+    for axes in axes_row:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            if label.startswith("candidate"):
+                label = "candidate slope\n(dashed, fitted level)"
+            found.setdefault(label, handle)
+    figure.legend(found.values(), found.keys(), loc="center right", fontsize="small")
 
 
 def _candidate(axes, slopes, experiment, model, family, method, table, x) -> None:
@@ -173,7 +184,8 @@ def crossover(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure
     axes.plot(line, line / kappa_, "k--", label=f"predicted n_s = κ n_t (κ = {kappa_:.2f})")
     axes.plot([], [], "k-", linewidth=2, label="measured: ratio = 1")
     axes.set(xscale="log", yscale="log", xlabel=LABELS["n_source"], ylabel=LABELS["n_target"])
-    axes.set_ylim(n_t.min() / 1.3, n_t.max() * 1.3)
+    axes.set_yticks(grid.index, [f"{v:g}" for v in grid.index])
+    axes.minorticks_off()
     axes.legend(fontsize="small", loc="lower right")
     axes.set_title(_caption(experiment, frame), fontsize="medium")
     figure.tight_layout()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from sims.engine import MinibatchConfig
 from sims.evaluation import draw_samples, evaluate
 from sims.experiments import Profile
 from sims.generators import make_task_pair
@@ -40,8 +39,7 @@ class Settings:
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        config = MinibatchConfig(max_steps=self.profile.max_steps)
-        return Training(ARCHITECTURES[model], config, device)
+        return Training(ARCHITECTURES[model], self.profile.training, device)
 
 
 Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
