@@ -247,7 +247,8 @@ def samples(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
             axes.set_title(f"{model}: {title}" if title != "truth" else "truth", fontsize="medium")
             axes.set_xlabel("$x_1$")
             axes.set_ylabel("$x_2$")
-    figure.suptitle(_caption(experiment, frame), fontsize="medium")
+    n_t = ", ".join(str(n) for n in sorted(kept.n_target.unique()))
+    figure.suptitle(f"{experiment.name}: one seed, n_t = {n_t}", fontsize="medium")
     figure.tight_layout()
     return figure
 

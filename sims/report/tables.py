@@ -70,7 +70,8 @@ def experiment_table(frame: pd.DataFrame) -> pd.DataFrame:
     errors = [c for c in ERRORS if c in ok and ok[c].notna().any()]
     lines = []
     for key, group in ok.groupby(keys, dropna=False, sort=True):
-        line = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        values = key if isinstance(key, tuple) else (key,)
+        line = {k: "none" if pd.isna(v) else v for k, v in zip(keys, values, strict=True)}
         line["seeds"] = len(group)
         for error in errors:
             line[error] = _formatted(mean_interval(group[error]))
