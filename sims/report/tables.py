@@ -9,18 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student
 
-IDENTITY = [
-    "model",
-    "family",
-    "method",
-    "n_source",
-    "n_target",
-    "d_x",
-    "d_z",
-    "d_h",
-    "similarity",
-    "beta",
-]
+from sims.runner.run import CONTRACT_COLUMNS
+
+# the columns naming a cell: the contract's, from the model to the seed
+IDENTITY = CONTRACT_COLUMNS[CONTRACT_COLUMNS.index("model") : CONTRACT_COLUMNS.index("seed")]
 ERRORS = [
     "kl",
     "kl_exact",
