@@ -139,11 +139,11 @@ def execute(
         if cell.pretrained and source_name(cell) not in pretrained
     }
     first = [
-        (pretrain_task, unit)
+        (pretrain_task, unit, settings)
         for unit in _units(list(to_pretrain.values()), Cell.pretraining_batch_key)
     ]
     first += [
-        (ensemble_task, unit)
+        (ensemble_task, unit, settings, None)
         for unit in _units([(c, s) for c, s in missing.items() if not c.pretrained], Cell.batch_key)
     ]
     later = _units([(c, s) for c, s in missing.items() if c.pretrained], Cell.batch_key)
@@ -177,10 +177,8 @@ def execute(
         return found
 
     with bar:
-        calls = [(function, unit, settings) for function, unit in first]
-        calls = [c + (None,) if c[0] is ensemble_task else c for c in calls]
-        for index, result in backend.run(calls):
-            record(calls[index][0], calls[index][1], result)
+        for index, result in backend.run(first):
+            record(first[index][0], first[index][1], result)
         calls = [(ensemble_task, unit, settings, sources(unit)) for unit in later]
         for index, result in backend.run(calls):
             record(ensemble_task, calls[index][1], result)
