@@ -223,7 +223,7 @@ EXPERIMENTS = (
                 "n_source": (10_000,),
             },
             {
-                "model": ("flow",),
+                "model": ("flow", "diffusion"),
                 "family": ("shared_latent",),
                 "d_x": (2,),
                 "method": ("scratch", "transfer", "oracle"),

@@ -201,7 +201,6 @@ def test_path_bound_is_not_below_the_exact_sampler_kl():
 
 
 def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bound():
-    from sims.engine import MinibatchConfig
     from sims.evaluation import evaluate
     from sims.methods import Training, make_members, scratch
     from sims.models.architectures import LinearScoreArchitecture
@@ -209,7 +208,7 @@ def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bo
 
     pair = make_task_pair("linear_gaussian", d_x=2, d_z=3, d_h=1, seed=0)
     members = make_members(pair, [0, 1], n_target=300, n_source=None)
-    training = Training(LinearScoreArchitecture(), MinibatchConfig(max_steps=300))
+    training = Training(LinearScoreArchitecture())
     for fitted, member in zip(scratch(members, training), members, strict=True):
         model, fit = fitted.model, linear_fit(fitted.model)
         linear = LinearScore(fit.coefficients, fit.bias, fit.covariance, model.sde)
@@ -218,3 +217,64 @@ def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bo
         row = evaluate(fitted, member)
         assert row["kl_sampler"] > 0
         assert row["path_kl_bound"] + 4 * row["path_kl_bound_se"] >= row["kl_sampler"]
+
+
+def test_closed_form_denoising_loss_of_the_linear_score_is_the_mean_sampled_loss():
+    """The linear score model's loss (noise and tau integrated out) against the mean of the
+    sampled denoising loss of ``ScoreModel`` over 400 draws of noise and tau."""
+    from sims.models.scores import LinearScoreModel, ScoreModel
+
+    task = target("linear_gaussian")
+    z, x = task.sample(300, seed=0)
+    torch.manual_seed(0)
+    model = LinearScoreModel(x.shape[1], z.shape[1], 1, sde=task.sde, tau0=TAU0)
+    weight = torch.ones(len(x), dtype=torch.float64)
+    closed_form = model(x, z, weight, None).item()
+    draws = torch.tensor(
+        [
+            ScoreModel.forward(
+                model, x, z, weight, torch.randn(len(x), x.shape[1] + 1, dtype=torch.float64)
+            ).item()
+            for _ in range(400)
+        ]
+    )
+    assert abs(draws.mean().item() - closed_form) < 4 * draws.std().item() / math.sqrt(400)
+
+
+def _latent_affine_truth(seed=0):
+    from sims.models.architectures import true_embedding
+
+    pair = make_task_pair("shared_latent", d_x=2, seed=seed)
+    return pair, true_embedding(pair)
+
+
+def test_latent_affine_score_with_the_truths_latent_and_head_is_the_true_score():
+    from sims.models.scores import LatentAffineScore
+
+    pair, latent = _latent_affine_truth()
+    _, x = pair.target.sample(500, seed=0)
+    model = LatentAffineScore(2, x, latent, sde=pair.target.sde).double()
+    with torch.no_grad():
+        model.weight.copy_(pair.target.params["A"])
+        model.bias.copy_(pair.target.params["b"])
+    for tau in (TAU0, 0.1, 0.5, 1.0):
+        _, x_tau = pair.target.sample(50, seed=1, tau=tau)
+        torch.testing.assert_close(
+            model.score(x_tau, None, tau), pair.target.score(x_tau, None, tau)
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_moment_matched_head_starts_near_the_truth(seed):
+    """Over the true latent law the affine head starts within 0.05 nats per sample of the
+    truth's fit, with the truth's sign of det A (which no gradient step can change)."""
+    from sims.models.scores import LatentAffineScore
+
+    pair, latent = _latent_affine_truth()
+    _, x = pair.target.sample(800, seed=seed)
+    torch.manual_seed(seed)
+    model = LatentAffineScore(2, x, latent, sde=pair.target.sde)
+    law = latent.law().affine(model.weight.detach().double(), model.bias.detach().double())
+    assert law.log_prob(x).mean() > pair.target.log_prob(x).mean() - 0.05
+    true_sign = torch.linalg.det(pair.target.params["A"]).sign()
+    assert torch.linalg.det(model.weight.detach().double()).sign() == true_sign

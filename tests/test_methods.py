@@ -112,9 +112,7 @@ def test_oracle_members_each_use_their_own_truth():
         torch.testing.assert_close(f.model.embedding(z.float()), expected)
 
 
-@pytest.mark.parametrize(
-    "family", ["gaussian_smooth", "mixture", "linear_gaussian", "shared_subspace"]
-)
+@pytest.mark.parametrize("family", families())
 @pytest.mark.parametrize("method", sorted(TRAINERS))
 def test_every_method_trains_score_models(family, method):
     pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
@@ -126,10 +124,3 @@ def test_every_method_trains_score_models(family, method):
     for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert math.isfinite(row[column]), column
     assert row["score_err_se"] > 0 and row["path_kl_bound"] >= 0.5 * row["score_err"]
-
-
-def test_shared_latent_has_no_score_architecture_yet():
-    pair = make_task_pair("shared_latent", seed=0)
-    members = make_members(pair, [0], n_target=50, n_source=None)
-    with pytest.raises(ValueError, match="no score architecture"):
-        TRAINERS["scratch"](members, TINY_SCORES)

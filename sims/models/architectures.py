@@ -13,12 +13,17 @@ from sims.models.base import DensityModel, FixedEmbedding, Standardiser, Trained
 from sims.models.flows import (
     ConditionalFlow,
     FixedFrame,
-    FixedLatent,
     LatentAffineFlow,
     SubspaceFlow,
 )
+from sims.models.latent import FixedLatent
 from sims.models.linear_gaussian import LinearGaussianModel
-from sims.models.scores import ConditionalScore, LinearScoreModel, SubspaceScore
+from sims.models.scores import (
+    ConditionalScore,
+    LatentAffineScore,
+    LinearScoreModel,
+    SubspaceScore,
+)
 
 
 def true_embedding(pair: TaskPair) -> nn.Module:
@@ -58,10 +63,12 @@ class FlowArchitecture:
             return ConditionalFlow(c["d_x"], c["d_z"], c["d_h"], standardiser, embedding, **sizes)
         if pair.family == "shared_subspace":
             standardiser = Standardiser.isotropic(data.x.float())
-            return SubspaceFlow(c["d_x"], c["d_h"], standardiser, embedding, **sizes)
+            return SubspaceFlow(
+                c["d_x"], c["d_h"], standardiser, data.x.float(), embedding, **sizes
+            )
         if pair.family == "shared_latent":
             standardiser = Standardiser.per_coordinate(data.x.float())
-            return LatentAffineFlow(c["d_x"], standardiser, embedding)
+            return LatentAffineFlow(c["d_x"], standardiser, data.x.float(), embedding)
         raise ValueError(f"family={pair.family!r} has no flow architecture")
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
@@ -89,10 +96,11 @@ class LinearGaussianArchitecture:
 @dataclass(frozen=True)
 class LinearScoreArchitecture:
     """The well-specified linear score model of ``linear_gaussian``, trained by denoising
-    score matching: the parametric anchor for diffusion, whose sampler law is exact."""
+    score matching (its expectation over noise and time in closed form, minimised by full-batch
+    L-BFGS): the parametric anchor for diffusion, whose sampler law is exact."""
 
     tau0: float = 1e-3
-    full_batch = False
+    full_batch = True
     name = "linear_score"
     families = ("linear_gaussian",)
 
@@ -108,19 +116,22 @@ class LinearScoreArchitecture:
 
 @dataclass(frozen=True)
 class ScoreArchitecture:
-    """Score networks trained by denoising score matching: ``ConditionalScore`` for the
-    conditional families, ``SubspaceScore`` for ``shared_subspace``.
+    """Score models trained by denoising score matching: ``ConditionalScore`` for the
+    conditional families, ``SubspaceScore`` for ``shared_subspace``, ``LatentAffineScore``
+    for ``shared_latent``.
 
     Attributes:
-        hidden, layers: size of the networks; tau0: early-stopping time of training.
+        hidden, layers: size of the networks; components: of a learned latent mixture;
+        tau0: early-stopping time of training.
     """
 
     hidden: int = 128
     layers: int = 3
+    components: int = 8
     tau0: float = 1e-3
     full_batch = False
     name = "diffusion"
-    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_subspace")
+    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_latent", "shared_subspace")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
         c = pair.config
@@ -130,7 +141,13 @@ class ScoreArchitecture:
                 c["d_x"], c["d_z"], c["d_h"], embedding, sde=pair.target.sde, **sizes
             )
         if pair.family == "shared_subspace":
-            return SubspaceScore(c["d_x"], c["d_h"], embedding, sde=pair.target.sde, **sizes)
+            return SubspaceScore(
+                c["d_x"], c["d_h"], data.x, embedding, sde=pair.target.sde, **sizes
+            )
+        if pair.family == "shared_latent":
+            return LatentAffineScore(
+                c["d_x"], data.x, embedding, self.components, pair.target.sde, self.tau0
+            )
         raise ValueError(f"family={pair.family!r} has no score architecture")
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:

@@ -14,8 +14,8 @@ import torch
 import zuko
 from torch import Tensor, nn
 
-from sims.generators.gaussian_mixture import GaussianMixture
 from sims.models.base import LOG_2PI, DensityModel, Standardiser, mlp
+from sims.models.latent import moment_matched_head, orthogonal_candidates
 
 
 def spline_flow(features: int, context: int, hidden: int, transforms: int, bins: int) -> nn.Module:
@@ -63,11 +63,23 @@ class ConditionalFlow(DensityModel):
 
 
 class LearnedFrame(nn.Module):
-    """An orthonormal frame U (d, k): the Q factor of an unconstrained (d, k) matrix."""
+    """An orthonormal frame U (d, k): the Q factor of an unconstrained (d, k) matrix.
+
+    ``LearnedFrame.principal(x, k)`` starts it at the top-k principal directions of x (n, d)
+    (uncentred: the models put the complement's mean at 0), which gradient steps would
+    otherwise take thousands of steps to find from a random frame.
+    """
 
     def __init__(self, d: int, k: int):
         super().__init__()
         self.matrix = nn.Parameter(torch.randn(d, k))
+
+    @classmethod
+    def principal(cls, x: Tensor, k: int) -> LearnedFrame:
+        frame = cls(x.shape[1], k)
+        with torch.no_grad():
+            frame.matrix.copy_(torch.linalg.eigh(x.T @ x / len(x)).eigenvectors[:, -k:].flip(-1))
+        return frame
 
     def forward(self) -> Tensor:
         return torch.linalg.qr(self.matrix).Q
@@ -84,12 +96,30 @@ class FixedFrame(nn.Module):
         return self.frame
 
 
+def complement_scale(x: Tensor, frame: Tensor) -> Tensor:
+    """Root mean square per coordinate of x (n, d) off span(frame) (d, k), a scalar; 1 when
+    k = d."""
+    d, k = frame.shape
+    if k == d:
+        return torch.ones((), dtype=x.dtype)
+    residual = x - (x @ frame) @ frame.T
+    return ((residual**2).sum() / (len(x) * (d - k))).sqrt().clamp(min=1e-6)
+
+
 class SubspaceFlow(DensityModel):
     """p(x) = NSF(U^T u) N(P u; 0, s^2 I) |du/dx| with u the standardised x, P = I - U U^T.
 
     The complement of span(U) carries an isotropic Gaussian with one learned scale s, so the
     law has a density on all of R^{d_x}. An isotropic standardiser keeps span(U) meaningful
     across tasks.
+
+    Args:
+        d_x, d_h: dimensions of x and of the subspace.
+        standardiser: fixed standardisation of x (part of the head).
+        data: the training x (n, d_x); a fresh frame starts at its principal directions, and
+            s at its spread off the frame.
+        embedding: the frame, a module () -> U (d_x, d_h); fresh when ``None``.
+        hidden, transforms, bins: size of the spline flow.
     """
 
     def __init__(
@@ -97,16 +127,20 @@ class SubspaceFlow(DensityModel):
         d_x: int,
         d_h: int,
         standardiser: Standardiser,
+        data: Tensor,
         embedding: nn.Module | None = None,
         hidden: int = 64,
         transforms: int = 3,
         bins: int = 8,
     ):
         super().__init__()
-        self.embedding = embedding if embedding is not None else LearnedFrame(d_x, d_h)
+        u, _ = standardiser(data)
+        self.embedding = embedding if embedding is not None else LearnedFrame.principal(u, d_h)
         self.standardiser = standardiser
         self.head = spline_flow(d_h, 0, hidden, transforms, bins)
-        self.log_noise = nn.Parameter(torch.zeros(()))
+        with torch.no_grad():
+            scale = complement_scale(u, self.embedding().to(u))
+        self.log_noise = nn.Parameter(scale.log().to(torch.get_default_dtype()))
         self.d_complement = d_x - d_h
 
     def log_prob(self, x: Tensor, z: None = None) -> Tensor:
@@ -142,45 +176,51 @@ class LatentFlow(nn.Module):
         return self.flow().sample((n,))
 
 
-class FixedLatent(nn.Module):
-    """A known latent Gaussian mixture, e.g. the truth's for the ``oracle`` method."""
-
-    def __init__(self, law: GaussianMixture):
-        super().__init__()
-        self.register_buffer("log_weights", law.log_weights)
-        self.register_buffer("means", law.means)
-        self.register_buffer("covariances", law.covariances)
-
-    def law(self) -> GaussianMixture:
-        return GaussianMixture(self.log_weights, self.means, self.covariances)
-
-    def log_prob(self, v: Tensor) -> Tensor:
-        return self.law().log_prob(v.to(torch.float64)).to(v.dtype)
-
-    def sample(self, n: int) -> Tensor:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-        return self.law().sample(n, generator).to(torch.get_default_dtype())
-
-
 class LatentAffineFlow(DensityModel):
     """p(x): u = standardised x = A v + b with v from the latent law (the embedding part).
 
     log p(x) = log p_latent(A^{-1}(u - b)) - log |det A| + log |du/dx|; the head (A, b) has
     d_x^2 + d_x parameters.
+
+    The head starts at ``moment_matched_head`` on the training x (n, d_x) ``data``, over
+    ``candidates`` random rotations of either determinant sign (none for a fresh latent flow).
     """
 
-    def __init__(self, d_x: int, standardiser: Standardiser, embedding: nn.Module | None = None):
+    def __init__(
+        self,
+        d_x: int,
+        standardiser: Standardiser,
+        data: Tensor,
+        embedding: nn.Module | None = None,
+        candidates: int = 128,
+        latent_draws: int = 4096,
+        scored_rows: int = 2048,
+    ):
         super().__init__()
-        self.embedding = embedding if embedding is not None else LatentFlow(d_x)
         self.standardiser = standardiser
         self.weight = nn.Parameter(torch.eye(d_x))
         self.bias = nn.Parameter(torch.zeros(d_x))
+        if embedding is None:
+            # a fresh latent flow is near its standard normal base: every rotation fits alike
+            embedding, rotations = LatentFlow(d_x), torch.eye(d_x)[None]
+        else:
+            rotations = orthogonal_candidates(d_x, candidates)
+        self.embedding = embedding
+        u = standardiser(data)[0][:scored_rows]
+        fit = lambda weight, bias: self._log_prob_standardised(u, weight, bias).mean()  # noqa: E731
+        start = moment_matched_head(u, embedding.sample(latent_draws), rotations, fit)
+        with torch.no_grad():
+            self.weight.copy_(start[0])
+            self.bias.copy_(start[1])
+
+    def _log_prob_standardised(self, u: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """log p(u) (N,) of standardised rows u (N, d_x) under the head (weight, bias)."""
+        v = torch.linalg.solve(weight, (u - bias).T).T
+        return self.embedding.log_prob(v) - torch.linalg.slogdet(weight).logabsdet
 
     def log_prob(self, x: Tensor, z: None = None) -> Tensor:
         u, log_jacobian = self.standardiser(x)
-        v = torch.linalg.solve(self.weight, (u - self.bias).T).T
-        log_det = torch.linalg.slogdet(self.weight).logabsdet
-        return self.embedding.log_prob(v) - log_det + log_jacobian
+        return self._log_prob_standardised(u, self.weight, self.bias) + log_jacobian
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

@@ -33,8 +33,8 @@ def add_linear_gaussian_parameters(
 
 def lower_cholesky(raw: Tensor) -> Tensor:
     """The lower-triangular factor with the strict lower part of ``raw`` and exp of its
-    diagonal, (d, d)."""
-    return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
+    diagonal, (..., d, d)."""
+    return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1).exp())
 
 
 @torch.no_grad()
