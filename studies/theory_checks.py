@@ -3,8 +3,7 @@
     python studies/theory_checks.py [--results results]
 
 Reads ``flows_calibration.csv``, ``flow_transfer.csv`` and, when present,
-``diffusion_transfer.csv`` and ``diffusion_bounds.csv`` (written by the studies), then
-writes ``checks.csv``,
+``diffusion_transfer.csv`` (written by the studies), then writes ``checks.csv``,
 ``slopes.csv`` and ``tables/{checks,slopes}.{md,tex}`` under ``--results`` and prints the
 tables. Exits 1 when a must-hold check fails.
 """
@@ -110,8 +109,6 @@ def main() -> int:
     }
     found, slopes = anchor_checks(calibration)
     found.insert(0, checks.pinsker(pd.concat([calibration, *studies.values()])))
-    if (bounds := args.results / "diffusion_bounds.csv").exists():
-        found.append(checks.path_bound(pd.read_csv(bounds)))
     for model, frame in studies.items():
         model_checks, model_slopes = smooth_checks(frame, model)
         found += model_checks
