@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import SMALL_DIMS
 
-from sims.engine import MinibatchConfig
+from sims.engine import Dataset, MinibatchConfig
 from sims.evaluation import EvaluationSizes, evaluate, evaluate_score_model
 from sims.generators import families, make_task_pair
 from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
 from sims.models.architectures import (
+    ARCHITECTURES,
     FlowArchitecture,
     LinearGaussianArchitecture,
     ScoreArchitecture,
@@ -124,3 +125,13 @@ def test_every_method_trains_score_models(family, method):
     for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert math.isfinite(row[column]), column
     assert row["score_err_se"] > 0 and row["path_kl_bound"] >= 0.5 * row["score_err"]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_an_architecture_refuses_families_it_has_no_model_for(name):
+    architecture = ARCHITECTURES[name]
+    for family in sorted(set(families()) - set(architecture.families)):
+        pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
+        data = Dataset(*reversed(pair.target.sample(20, 0)))
+        with pytest.raises(ValueError, match=f"no {name} model"):
+            architecture.build(pair, data, None)

@@ -26,6 +26,15 @@ from sims.models.scores import (
 )
 
 
+def check_family(architecture, pair: TaskPair) -> None:
+    """Raise ``ValueError`` unless ``architecture`` has a model for the family of ``pair``."""
+    if pair.family not in architecture.families:
+        raise ValueError(
+            f"family={pair.family!r} has no {architecture.name} model: expected one of "
+            f"{list(architecture.families)}"
+        )
+
+
 def true_embedding(pair: TaskPair) -> nn.Module:
     """The target's true embedding part, as a module without parameters: h for conditional
     families, the frame U of ``shared_subspace``, the latent law of ``shared_latent``."""
@@ -56,6 +65,7 @@ class FlowArchitecture:
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
         """A fresh model for ``pair``, standardised on ``data``; ``embedding`` if given."""
+        check_family(self, pair)
         c = pair.config
         sizes = {"hidden": self.hidden, "transforms": self.transforms, "bins": self.bins}
         if pair.target.d_z is not None:
@@ -66,10 +76,8 @@ class FlowArchitecture:
             return SubspaceFlow(
                 c["d_x"], c["d_h"], standardiser, data.x.float(), embedding, **sizes
             )
-        if pair.family == "shared_latent":
-            standardiser = Standardiser.per_coordinate(data.x.float())
-            return LatentAffineFlow(c["d_x"], standardiser, data.x.float(), embedding)
-        raise ValueError(f"family={pair.family!r} has no flow architecture")
+        standardiser = Standardiser.per_coordinate(data.x.float())  # shared_latent
+        return LatentAffineFlow(c["d_x"], standardiser, data.x.float(), embedding)
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
         return true_embedding(pair)
@@ -84,8 +92,7 @@ class LinearGaussianArchitecture:
     families = ("linear_gaussian",)
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
-        if pair.family != "linear_gaussian":
-            raise ValueError(f"family={pair.family!r}: this model is for linear_gaussian only")
+        check_family(self, pair)
         c = pair.config
         return LinearGaussianModel(c["d_x"], c["d_z"], c["d_h"], embedding)
 
@@ -105,8 +112,7 @@ class LinearScoreArchitecture:
     families = ("linear_gaussian",)
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
-        if pair.family != "linear_gaussian":
-            raise ValueError(f"family={pair.family!r}: this model is for linear_gaussian only")
+        check_family(self, pair)
         c = pair.config
         return LinearScoreModel(c["d_x"], c["d_z"], c["d_h"], embedding, pair.target.sde, self.tau0)
 
@@ -134,6 +140,7 @@ class ScoreArchitecture:
     families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_latent", "shared_subspace")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
+        check_family(self, pair)
         c = pair.config
         sizes = {"hidden": self.hidden, "layers": self.layers, "tau0": self.tau0}
         if pair.target.d_z is not None:
@@ -144,11 +151,9 @@ class ScoreArchitecture:
             return SubspaceScore(
                 c["d_x"], c["d_h"], data.x, embedding, sde=pair.target.sde, **sizes
             )
-        if pair.family == "shared_latent":
-            return LatentAffineScore(
-                c["d_x"], data.x, embedding, self.components, pair.target.sde, self.tau0
-            )
-        raise ValueError(f"family={pair.family!r} has no score architecture")
+        return LatentAffineScore(  # shared_latent
+            c["d_x"], data.x, embedding, self.components, pair.target.sde, self.tau0
+        )
 
     def true_embedding(self, pair: TaskPair) -> nn.Module:
         return true_embedding(pair)
