@@ -1,7 +1,7 @@
 """Ensemble training vs one model at a time: wall-time ratio on this machine.
 
     python benchmarks/ensemble.py [--model flow|diffusion] [--members 32] [--steps 200]
-        [--n 1000]
+        [--n 1000] [--device cpu|cuda]
 
 Trains the same members (conditional spline flows, or conditional score networks, on
 ``gaussian_smooth``, d_x=2, d_z=8, d_h=2; same initial weights, data, minibatch streams and
@@ -10,81 +10,141 @@ number of Adam steps) three ways, side by side in one run:
 - ``engine_one_at_a_time``: the engine with one member per call;
 - ``plain_loop``: the loop a user would write: per model, its loss (zuko's ``log_prob``, or
   denoising score matching), Adam, backward.
-Prints each wall time, the training throughput in samples x steps per second, and the
-ratios of the one-at-a-time times to the ensemble's.
+Each way first runs two untimed steps, so that one-off costs (allocations, library start-up)
+fall on none of them. Prints each wall time, the training throughput in samples x steps per
+second, and the ratios of the one-at-a-time times to the ensemble's.
+``timings`` returns the wall times, for ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
-from sims.engine import MinibatchConfig, fit_minibatch
+from sims.engine import Dataset, MinibatchConfig, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import make_members
-from sims.models.architectures import FlowArchitecture, ScoreArchitecture
+from sims.models.architectures import ARCHITECTURES
+from sims.models.base import TrainedModel
 
-ARCHITECTURES = {"flow": FlowArchitecture(), "diffusion": ScoreArchitecture()}
+MODELS = ("diffusion", "flow")
+"""The minibatch-trained architectures (``sims.models.architectures.ARCHITECTURES`` names)."""
+WARM_UP_STEPS = 2
 
 
-def timed(step) -> float:
+@dataclass(frozen=True)
+class Problem:
+    """E members ready to train, the same for every way.
+
+    Attributes:
+        models: initial models; data, held_out: each member's rows; seeds: of the members'
+        minibatch streams; config: Adam without early stopping, one held-out check at the end.
+    """
+
+    models: list[TrainedModel]
+    data: list[Dataset]
+    held_out: list[Dataset]
+    seeds: list[int]
+    config: MinibatchConfig
+
+    def with_steps(self, steps: int) -> Problem:
+        config = dataclasses.replace(self.config, max_steps=steps, eval_every=steps)
+        return dataclasses.replace(self, config=config)
+
+
+def make_problem(model: str, members: int, steps: int, n: int) -> Problem:
+    """``members`` models of kind ``model`` on ``n`` samples each, to train ``steps`` steps."""
+    pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, seed=0)
+    replicates = make_members(pair, range(members), n_target=n, n_source=None)
+    data = [m.target for m in replicates]
+    models = []
+    for member, dataset in zip(replicates, data, strict=True):
+        torch.manual_seed(member.seed)
+        models.append(ARCHITECTURES[model].build(pair, dataset, None))
+    # one evaluation at the end only, no early stop: every member takes exactly `steps` steps
+    config = MinibatchConfig(max_steps=steps, eval_every=steps, patience=10**9)
+    held_out = [d.split(0.1, 0)[1] for d in data]
+    return Problem(models, data, held_out, [m.seed for m in replicates], config)
+
+
+def ensemble(problem: Problem, device: str) -> None:
+    p = problem
+    fit_minibatch(p.models, p.data, p.held_out, p.seeds, p.config, device=device)
+
+
+def engine_one_at_a_time(problem: Problem, device: str) -> None:
+    p = problem
+    for model, data, held_out, seed in zip(p.models, p.data, p.held_out, p.seeds, strict=True):
+        fit_minibatch([model], [data], [held_out], [seed], p.config, device=device)
+
+
+def plain_loop(problem: Problem, device: str) -> None:
+    config = problem.config
+    for model, dataset, seed in zip(problem.models, problem.data, problem.seeds, strict=True):
+        model = copy.deepcopy(model).to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        generator = torch.Generator().manual_seed(seed)
+        x, z = dataset.x.float().to(device), dataset.z.float().to(device)
+        ones = torch.ones(config.batch_size, device=device)
+        for _ in range(config.max_steps):
+            rows = torch.randint(len(x), (config.batch_size,), generator=generator).to(device)
+            noise = torch.randn(config.batch_size, model.noise_features, generator=generator)
+            optimiser.zero_grad()
+            model(x[rows], z[rows], ones, noise.to(device)).backward()
+            optimiser.step()
+
+
+RUNS: dict[str, Callable[[Problem, str], None]] = {
+    "ensemble": ensemble,
+    "engine_one_at_a_time": engine_one_at_a_time,
+    "plain_loop": plain_loop,
+}
+WAYS = tuple(RUNS)
+
+
+def timed(run: Callable[[], None], device: str) -> float:
+    """Wall seconds of ``run()``, waiting for the device to finish its queued work."""
     start = time.perf_counter()
-    step()
+    run()
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def plain_loop(models, data, seeds, config) -> None:
-    for model, dataset, seed in zip(models, data, seeds, strict=True):
-        model = copy.deepcopy(model)
-        optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-        generator = torch.Generator().manual_seed(seed)
-        x, z = dataset.x.float(), dataset.z.float()
-        ones = torch.ones(config.batch_size)
-        for _ in range(config.max_steps):
-            rows = torch.randint(len(x), (config.batch_size,), generator=generator)
-            noise = torch.randn(config.batch_size, model.noise_features, generator=generator)
-            optimiser.zero_grad()
-            model(x[rows], z[rows], ones, noise).backward()
-            optimiser.step()
+def timings(problem: Problem, ways: Sequence[str] = WAYS, device: str = "cpu") -> dict[str, float]:
+    """Wall seconds of each of ``ways`` on ``problem``, each after an untimed warm-up."""
+    warm_up = problem.with_steps(WARM_UP_STEPS)
+    seconds = {}
+    for way in ways:
+        RUNS[way](warm_up, device)
+        seconds[way] = timed(lambda way=way: RUNS[way](problem, device), device)
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="flow")
+    parser.add_argument("--model", choices=MODELS, default="flow")
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=1000, help="training samples per member")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
-    pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, seed=0)
-    members = make_members(pair, range(args.members), n_target=args.n, n_source=None)
-    data = [m.target for m in members]
-    seeds = [m.seed for m in members]
-    architecture = ARCHITECTURES[args.model]
-    models = []
-    for member, dataset in zip(members, data, strict=True):
-        torch.manual_seed(member.seed)
-        models.append(architecture.build(pair, dataset, None))
-    # one evaluation at the end only, no early stop: every member takes exactly --steps steps
-    config = MinibatchConfig(max_steps=args.steps, eval_every=args.steps, patience=10**9)
-    held_out = [d.split(0.1, 0)[1] for d in data]
-
-    def one_at_a_time():
-        for i in range(len(models)):
-            fit_minibatch([models[i]], [data[i]], [held_out[i]], [seeds[i]], config)
-
-    seconds = {
-        "ensemble": timed(lambda: fit_minibatch(models, data, held_out, seeds, config)),
-        "engine_one_at_a_time": timed(one_at_a_time),
-        "plain_loop": timed(lambda: plain_loop(models, data, seeds, config)),
-    }
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
+    problem = make_problem(args.model, args.members, args.steps, args.n)
+    seconds = timings(problem, WAYS, args.device)
     print(
         f"model={args.model} members={args.members} steps={args.steps} "
-        f"batch={config.batch_size} torch threads={torch.get_num_threads()}"
+        f"batch={problem.config.batch_size} device={args.device} "
+        f"torch threads={torch.get_num_threads()}"
     )
-    work = args.members * args.steps * config.batch_size
+    work = args.members * args.steps * problem.config.batch_size
     for name, value in seconds.items():
         print(f"{name:<22} {value:8.2f} s {work / value:12.0f} samples*steps/s")
     for baseline in ("engine_one_at_a_time", "plain_loop"):

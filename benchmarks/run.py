@@ -1,0 +1,158 @@
+"""The training benchmarks side by side: ensemble vs plain loop, for flows and diffusion.
+
+    python benchmarks/run.py [--members 32] [--steps 200] [--n 1000] [--repeats 2]
+        [--device cpu|cuda]
+
+For each model kind (conditional spline flows, conditional score networks), trains the same
+members the same number of Adam steps on the same data two ways on the CPU (see
+``benchmarks/ensemble.py``): all in one ensemble, and one plain training loop per model.
+Each time is the fastest of ``--repeats`` runs. Prints a table (wall seconds, throughput in
+samples x steps per second, the process's peak resident memory so far) and, last,
+
+    ensemble_speedup_cpu=<geometric mean over the kinds of plain loop time / ensemble time>
+
+With ``--device cuda`` the ensembles are also trained on the GPU, and the line before the
+last is ``ensemble_speedup_gpu_vs_cpu=<geometric mean of CPU / GPU ensemble time>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from ensemble import MODELS, make_problem, timings
+
+CPU_WAYS = ("ensemble", "plain_loop")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One timing: model kind, way of training, device, wall seconds, throughput, memory."""
+
+    model: str
+    way: str
+    device: str
+    seconds: float
+    throughput: float
+    peak_rss_mib: float
+    peak_device_mib: float | None = None
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set size so far, MiB (ru_maxrss: KiB on Linux, bytes on
+    macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def measure(
+    models: Sequence[str],
+    members: int,
+    steps: int,
+    n: int,
+    repeats: int,
+    device: str = "cpu",
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[Row]:
+    """The rows of the table: per model kind, the CPU ensemble and plain loop and, when
+    ``device`` is ``cuda``, the GPU ensemble; each time the fastest of ``repeats``."""
+    runs = [("cpu", CPU_WAYS)] + ([("cuda", ("ensemble",))] if device == "cuda" else [])
+    rows = []
+    for model in models:
+        problem = make_problem(model, members, steps, n)
+        work = members * steps * problem.config.batch_size
+        for on, ways in runs:
+            if on == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            best = {way: math.inf for way in ways}
+            for _ in range(repeats):
+                for way, seconds in timings(problem, ways, on).items():
+                    best[way] = min(best[way], seconds)
+            gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if on == "cuda" else None
+            for way in ways:
+                row = Row(model, way, on, best[way], work / best[way], peak_rss_mib(), gpu_peak)
+                rows.append(row)
+                progress(f"  {model} {way} on {on}: {row.seconds:.2f} s")
+    return rows
+
+
+def speedups(rows: Sequence[Row]) -> dict[str, float]:
+    """``ensemble_speedup_cpu`` and, with GPU rows, ``ensemble_speedup_gpu_vs_cpu``:
+    geometric means over the model kinds."""
+    seconds = {(r.model, r.way, r.device): r.seconds for r in rows}
+    models = sorted({r.model for r in rows})
+    out = {
+        "ensemble_speedup_cpu": geometric_mean(
+            [seconds[m, "plain_loop", "cpu"] / seconds[m, "ensemble", "cpu"] for m in models]
+        )
+    }
+    if any(r.device == "cuda" for r in rows):
+        out["ensemble_speedup_gpu_vs_cpu"] = geometric_mean(
+            [seconds[m, "ensemble", "cpu"] / seconds[m, "ensemble", "cuda"] for m in models]
+        )
+    return out
+
+
+def report(rows: Sequence[Row], header: str) -> list[str]:
+    """The printed lines: header, table, per-kind ratios, the summary lines
+    (``ensemble_speedup_cpu`` last)."""
+    on_gpu = any(r.device == "cuda" for r in rows)
+    columns = f"{'model':<10} {'way':<11} {'device':<6} {'seconds':>8} {'samples*steps/s':>16}"
+    lines = [header, columns + f" {'peak_rss_mib':>13}" + (f" {'peak_gpu_mib':>13}" * on_gpu)]
+    for r in rows:
+        line = (
+            f"{r.model:<10} {r.way:<11} {r.device:<6} {r.seconds:8.2f} {r.throughput:16.0f} "
+            f"{r.peak_rss_mib:13.0f}"
+        )
+        if on_gpu:
+            gpu = "-" if r.peak_device_mib is None else f"{r.peak_device_mib:.0f}"
+            line += f" {gpu:>13}"
+        lines.append(line)
+    seconds = {(r.model, r.way, r.device): r.seconds for r in rows}
+    for model in sorted({r.model for r in rows}):
+        ratio = seconds[model, "plain_loop", "cpu"] / seconds[model, "ensemble", "cpu"]
+        lines.append(f"{model}: plain loop / ensemble on the CPU = {ratio:.2f}")
+    summary = speedups(rows)
+    if on_gpu:
+        lines.append(f"ensemble_speedup_gpu_vs_cpu={summary['ensemble_speedup_gpu_vs_cpu']:.2f}")
+    lines.append(f"ensemble_speedup_cpu={summary['ensemble_speedup_cpu']:.2f}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=32, help="models per ensemble")
+    parser.add_argument("--steps", type=int, default=200, help="Adam steps per model")
+    parser.add_argument("--n", type=int, default=1000, help="training samples per member")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per time; the fastest")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
+    rows = measure(
+        MODELS,
+        args.members,
+        args.steps,
+        args.n,
+        args.repeats,
+        args.device,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    header = (
+        f"members={args.members} steps={args.steps} n={args.n} repeats={args.repeats} "
+        f"torch={torch.__version__} threads={torch.get_num_threads()}"
+    )
+    print("\n".join(report(rows, header)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""benchmarks/run.py: what it prints, at toy sizes (the times themselves are not checked)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+RATIO = r"\d+\.\d{2}"
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """benchmarks/run.py as a module, its folder on the import path as when run as a script."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("benchmarks_run", BENCHMARKS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_command_ends_with_the_cpu_speedup():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py")]
+        + ["--members", "2", "--steps", "2", "--n", "40", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(rf"ensemble_speedup_cpu={RATIO}", lines[-1])
+    assert not any(line.startswith("ensemble_speedup_gpu_vs_cpu=") for line in lines)
+    table = [line.split() for line in lines if line.split()[:1] in (["flow"], ["diffusion"])]
+    ways = {(row[0], row[1], row[2]) for row in table if len(row) == 6}
+    assert ways == {
+        (model, way, "cpu") for model in ("flow", "diffusion") for way in ("ensemble", "plain_loop")
+    }
+
+
+def test_measured_rows_give_the_geometric_mean(run_module):
+    rows = run_module.measure(["diffusion"], members=2, steps=2, n=40, repeats=1)
+    assert [(r.model, r.way, r.device) for r in rows] == [
+        ("diffusion", "ensemble", "cpu"),
+        ("diffusion", "plain_loop", "cpu"),
+    ]
+    assert all(r.seconds > 0 and r.peak_rss_mib > 0 for r in rows)
+    ratio = rows[1].seconds / rows[0].seconds
+    assert run_module.speedups(rows)["ensemble_speedup_cpu"] == pytest.approx(ratio)
+
+
+def test_gpu_rows_add_their_line_before_the_last(run_module):
+    def row(model, way, device, seconds):
+        gpu = 100.0 if device == "cuda" else None
+        return run_module.Row(model, way, device, seconds, 1.0, 500.0, gpu)
+
+    rows = [
+        row("flow", "ensemble", "cpu", 2.0),
+        row("flow", "plain_loop", "cpu", 8.0),
+        row("flow", "ensemble", "cuda", 0.5),
+        row("diffusion", "ensemble", "cpu", 1.0),
+        row("diffusion", "plain_loop", "cpu", 1.0),
+        row("diffusion", "ensemble", "cuda", 1.0),
+    ]
+    lines = run_module.report(rows, "header")
+    assert lines[-2] == "ensemble_speedup_gpu_vs_cpu=2.00"  # sqrt(4 * 1)
+    assert lines[-1] == "ensemble_speedup_cpu=2.00"  # sqrt(4 * 1)
+    assert "peak_gpu_mib" in lines[1]
