@@ -15,7 +15,7 @@ import zuko
 from torch import Tensor, nn
 
 from sims.models.base import LOG_2PI, DensityModel, Standardiser, mlp
-from sims.models.latent import moment_matched_head, orthogonal_candidates
+from sims.models.latent import moment_matched_head
 
 
 def spline_flow(features: int, context: int, hidden: int, transforms: int, bins: int) -> nn.Module:
@@ -198,20 +198,13 @@ class LatentAffineFlow(DensityModel):
     ):
         super().__init__()
         self.standardiser = standardiser
-        self.weight = nn.Parameter(torch.eye(d_x))
-        self.bias = nn.Parameter(torch.zeros(d_x))
-        if embedding is None:
-            # a fresh latent flow is near its standard normal base: every rotation fits alike
-            embedding, rotations = LatentFlow(d_x), torch.eye(d_x)[None]
-        else:
-            rotations = orthogonal_candidates(d_x, candidates)
-        self.embedding = embedding
+        fresh = embedding is None
+        self.embedding = LatentFlow(d_x) if fresh else embedding
         u = standardiser(data)[0][:scored_rows]
         fit = lambda weight, bias: self._log_prob_standardised(u, weight, bias).mean()  # noqa: E731
-        start = moment_matched_head(u, embedding.sample(latent_draws), rotations, fit)
-        with torch.no_grad():
-            self.weight.copy_(start[0])
-            self.bias.copy_(start[1])
+        searched = 0 if fresh else candidates
+        start = moment_matched_head(u, self.embedding, fit, searched, latent_draws)
+        self.weight, self.bias = (nn.Parameter(t.to(torch.get_default_dtype())) for t in start)
 
     def _log_prob_standardised(self, u: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         """log p(u) (N,) of standardised rows u (N, d_x) under the head (weight, bias)."""

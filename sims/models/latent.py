@@ -92,26 +92,32 @@ def _symmetric_power(matrix: Tensor, power: float) -> Tensor:
 @torch.no_grad()
 def moment_matched_head(
     u: Tensor,
-    latent_draws: Tensor,
-    rotations: Tensor,
+    latent: nn.Module,
     log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    candidates: int,
+    latent_draws: int = 4096,
 ) -> tuple[Tensor, Tensor]:
     """The affine head (A, b) whose push-forward A v + b of the latent matches the mean and
-    covariance of the data, the likeliest over the orthogonal ``rotations`` R:
-    A = C^{1/2} R S^{-1/2}, b = m_u - A m_v.
+    covariance of the data, the likeliest over orthogonal R: A = C^{1/2} R S^{-1/2},
+    b = m_u - A m_v, with R among ``candidates`` random orthogonal matrices and their
+    reflections (R = I when ``candidates`` is 0, e.g. for a fresh latent law, which fits
+    every rotation alike).
 
     Gradient steps cannot change the sign of det A, and a latent law need not be rotation
     invariant, so a fixed start (A = I) can leave the head in the wrong basin.
 
     Args:
-        u: (n, d) data; latent_draws: (m, d) draws of the latent law; rotations: (R, d, d).
+        u: (n, d) data; latent: a module with ``sample(m)``, drawn ``latent_draws`` times
+            for its moments.
         log_likelihood: (A, b) -> mean log-likelihood of u, a scalar.
 
     Returns:
-        A (d, d) and b (d,).
+        A (d, d) and b (d,), in the dtype of u.
     """
+    d = u.shape[1]
+    rotations = orthogonal_candidates(d, candidates) if candidates else torch.eye(d)[None]
     u_mean, u_covariance = _moments(u)
-    v_mean, v_covariance = _moments(latent_draws.to(u))
+    v_mean, v_covariance = _moments(latent.sample(latent_draws).to(u))
     root = _symmetric_power(u_covariance, 0.5)
     inverse_root = _symmetric_power(v_covariance, -0.5)
     weights = root @ rotations.to(u) @ inverse_root

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from sims.generators.gaussian_mixture import GaussianMixture
 from sims.models.base import TrainedModel, mlp
 from sims.models.flows import LearnedFrame, complement_scale
-from sims.models.latent import MixtureLatent, moment_matched_head, orthogonal_candidates
+from sims.models.latent import MixtureLatent, moment_matched_head
 from sims.models.linear_gaussian import add_linear_gaussian_parameters, lower_cholesky
 from sims.sde import VPSDE
 
@@ -229,23 +229,17 @@ class LatentAffineScore(ScoreModel):
         scored_rows: int = 2048,
     ):
         super().__init__(d_x, sde or VPSDE(), tau0)
-        self.weight = nn.Parameter(torch.eye(d_x))
-        self.bias = nn.Parameter(torch.zeros(d_x))
-        if embedding is None:
-            embedding, rotations = MixtureLatent(d_x, components), torch.eye(d_x)[None]
-        else:
-            rotations = orthogonal_candidates(d_x, candidates)
-        self.embedding = embedding
+        fresh = embedding is None
+        self.embedding = MixtureLatent(d_x, components) if fresh else embedding
         x = data[:scored_rows].to(torch.float64)
 
         def fit(weight: Tensor, bias: Tensor) -> Tensor:
-            law = GaussianMixture(*(c.to(x) for c in embedding.components()))
+            law = GaussianMixture(*(c.to(x) for c in self.embedding.components()))
             return law.affine(weight, bias).log_prob(x).mean()
 
-        start = moment_matched_head(x, embedding.sample(latent_draws), rotations, fit)
-        with torch.no_grad():
-            self.weight.copy_(start[0])
-            self.bias.copy_(start[1])
+        searched = 0 if fresh else candidates
+        start = moment_matched_head(x, self.embedding, fit, searched, latent_draws)
+        self.weight, self.bias = (nn.Parameter(t.to(torch.get_default_dtype())) for t in start)
 
     def predict_noise(self, x: Tensor, z: None, tau: Tensor) -> Tensor:
         log_weights, means, covariances = (c.to(x) for c in self.embedding.components())
