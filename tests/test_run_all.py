@@ -160,3 +160,16 @@ def test_list_names_every_experiment(capsys):
     listed = capsys.readouterr().out
     for experiment in EXPERIMENTS:
         assert experiment.name in listed and experiment.description[:30] in listed
+
+
+def test_a_figure_without_the_rows_it_compares_is_named_in_the_report(tmp_path):
+    """The crossover figure compares transfer with scratch; a run of transfer alone still
+    writes its rows and report, and says why there is no figure."""
+    run_all(
+        "--profile", "smoke", "--only", "crossover", "--set", "method=transfer",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "No figure: the crossover figure compares transfer with scratch" in report
+    assert not (tmp_path / "figures" / "crossover.png").exists()
+    assert len(pd.read_csv(tmp_path / "results" / "results.csv")) > 0

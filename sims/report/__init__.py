@@ -10,7 +10,7 @@ import pandas as pd
 
 from sims.experiments import get_experiment
 from sims.report.document import write_report
-from sims.report.figures import render
+from sims.report.figures import MissingRows, render
 from sims.report.tables import experiment_table, write_table
 from sims.runner.run import SAMPLE_COLUMN, Plan
 from sims.runner.store import write_atomically
@@ -43,7 +43,10 @@ def write_outputs(frame: pd.DataFrame, plan: Plan, out: Path) -> Verdict:
     for experiment in experiments:
         subset = frame[frame.experiment == experiment.name]
         if (subset.status == "ok").any():
-            figures[experiment.name] = render(experiment, subset, slopes, figures_dir)
+            try:
+                figures[experiment.name] = render(experiment, subset, slopes, figures_dir)
+            except MissingRows as reason:
+                figures[experiment.name] = f"No figure: {reason}."
             table = experiment_table(subset)
             tables[experiment.name] = write_table(table, tables_dir, experiment.name)
     write_report(results / "report.md", experiments, figures, tables, check_table, rows)

@@ -17,13 +17,14 @@ def _link(path: Path, start: Path) -> str:
 def write_report(
     path: Path,
     experiments: list[Experiment],
-    figures: dict[str, list[Path]],
+    figures: dict[str, list[Path] | str],
     tables: dict[str, list[Path]],
     checks: pd.DataFrame,
     frame: pd.DataFrame,
 ) -> None:
-    """Write the report to ``path``: per experiment its description, figure and table
-    links; then the checks table and the failed rows."""
+    """Write the report to ``path``: per experiment its description, figure links (or why
+    there is no figure: a string) and table links; then the checks table and the failed
+    rows."""
     base = path.parent
     failed = frame[frame.status == "failed"]
     lines = [
@@ -35,8 +36,11 @@ def write_report(
     ]
     for experiment in experiments:
         lines += [f"## {experiment.name}", "", experiment.description, ""]
-        if experiment.name in figures:
-            png, pdf = figures[experiment.name]
+        figure = figures.get(experiment.name)
+        if isinstance(figure, str):
+            lines += [figure, ""]
+        elif figure is not None:
+            png, pdf = figure
             lines += [
                 f"![{experiment.name}]({_link(png, base)})",
                 "",

@@ -158,8 +158,15 @@ def calibration(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figu
     return figure
 
 
+class MissingRows(ValueError):
+    """A figure needs rows (e.g. of a method) that the run left out."""
+
+
 def crossover(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
     """log(KL_transfer / KL_scratch) over (n_s, n_t): its zero contour against n_s = κ n_t."""
+    missing = sorted({"transfer", "scratch"} - set(frame.method))
+    if missing:
+        raise MissingRows(f"the crossover figure compares transfer with scratch: no {missing} rows")
     moved = summarise(frame[frame.method == "transfer"], ["n_target", "n_source"], "kl_exact")
     scratch = summarise(frame[frame.method == "scratch"], ["n_target"], "kl_exact")
     merged = moved.merge(scratch, on="n_target", suffixes=("", "_scratch"))
@@ -270,7 +277,11 @@ FIGURES: dict[str, Callable[..., plt.Figure]] = {
 def render(
     experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame, directory: Path
 ) -> list[Path]:
-    """Draw ``experiment``'s figure from its ok rows; returns the PNG and PDF paths."""
+    """Draw ``experiment``'s figure from its ok rows; returns the PNG and PDF paths.
+
+    Raises:
+        MissingRows: the figure needs rows the run left out (e.g. a ``--set method=``).
+    """
     _style()
     figure = FIGURES[experiment.figure](experiment, frame[frame.status == "ok"], slopes)
     directory.mkdir(parents=True, exist_ok=True)
