@@ -12,7 +12,7 @@ Two ways to fit:
 - ``fit_minibatch``: Adam on minibatches, early stopping on each member's held-out split of
   its own target samples (never the truth), keeping each member's best weights;
 - ``fit_full_batch``: L-BFGS on all of each member's samples to convergence, for the
-  parametric anchor whose theory is about the maximum-likelihood fit on all n samples.
+  parametric anchors, whose theory is about the minimiser of the loss on all n samples.
 """
 
 from __future__ import annotations
@@ -391,11 +391,12 @@ def fit_full_batch(
     tolerance: float = 1e-10,
     device: str = "cpu",
 ) -> tuple[list[TrainedModel], FitReport]:
-    """Maximise each member's likelihood on all of its samples by L-BFGS, to convergence.
+    """Minimise each member's deterministic training loss (a mean negative log-likelihood,
+    or a denoising loss with its noise integrated out) on all of its samples by L-BFGS, to
+    convergence.
 
-    The objective is the sum of the members' mean negative log-likelihoods, which separates,
-    so its minimiser is every member's own; members agree with a lone fit up to
-    ``tolerance`` on the gradient.
+    The objective is the sum of the members' losses, which separates, so its minimiser is
+    every member's own; members agree with a lone fit up to ``tolerance`` on the gradient.
     """
     stack = _Stack(models, trainable, device)
     if stack.base.noise_features:
