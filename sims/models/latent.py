@@ -18,7 +18,25 @@ from sims.generators.gaussian_mixture import GaussianMixture
 from sims.models.linear_gaussian import lower_cholesky
 
 
-class FixedLatent(nn.Module):
+class MixtureLaw(nn.Module):
+    """What both latent laws share: their ``components()`` as a ``GaussianMixture``, and
+    draws from it."""
+
+    def components(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-weights (K,), means (K, d) and covariances (K, d, d)."""
+        raise NotImplementedError
+
+    def law(self) -> GaussianMixture:
+        return GaussianMixture(*self.components())
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """n draws (n, d) in the default dtype, seeded from torch's global generator."""
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        return self.law().sample(n, generator).to(torch.get_default_dtype())
+
+
+class FixedLatent(MixtureLaw):
     """A known latent Gaussian mixture, e.g. the truth's for the ``oracle`` method."""
 
     def __init__(self, law: GaussianMixture):
@@ -30,18 +48,11 @@ class FixedLatent(nn.Module):
     def components(self) -> tuple[Tensor, Tensor, Tensor]:
         return self.log_weights, self.means, self.covariances
 
-    def law(self) -> GaussianMixture:
-        return GaussianMixture(*self.components())
-
     def log_prob(self, v: Tensor) -> Tensor:
         return self.law().log_prob(v.to(torch.float64)).to(v.dtype)
 
-    def sample(self, n: int) -> Tensor:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-        return self.law().sample(n, generator).to(torch.get_default_dtype())
 
-
-class MixtureLatent(nn.Module):
+class MixtureLatent(MixtureLaw):
     """A learned latent Gaussian mixture of ``components`` components in R^d, each with its
     own weight, mean and full covariance (a Cholesky factor with a log-scale diagonal).
 
@@ -59,14 +70,6 @@ class MixtureLatent(nn.Module):
     def components(self) -> tuple[Tensor, Tensor, Tensor]:
         factor = lower_cholesky(self.cholesky_raw)
         return self.log_weights, self.means, factor @ factor.transpose(-1, -2)
-
-    def law(self) -> GaussianMixture:
-        return GaussianMixture(*self.components())
-
-    def sample(self, n: int) -> Tensor:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-        with torch.no_grad():
-            return self.law().sample(n, generator)
 
 
 def orthogonal_candidates(d: int, count: int) -> Tensor:
