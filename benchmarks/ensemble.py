@@ -5,11 +5,15 @@
 
 Trains the same members (conditional spline flows, or conditional score networks, on
 ``gaussian_smooth``, d_x=2, d_z=8, d_h=2; same initial weights, data, minibatch streams and
-number of Adam steps) three ways, side by side in one run:
-- ``ensemble``: all members in one loop of the engine (``sims.engine.fit_minibatch``);
-- ``engine_one_at_a_time``: the engine with one member per call;
+number of Adam steps) five ways, side by side in one run:
+- ``ensemble``: all members in one loop of the engine (``sims.engine.fit_minibatch``), as
+  ``run_all.py`` trains them: the networks' products in bfloat16 where the device has
+  native bfloat16 (``--precision auto``), else float32;
+- ``ensemble_float32``: the same in float32 throughout;
+- ``engine_one_at_a_time``: the engine (as ``ensemble``) with one member per call;
 - ``plain_loop``: the loop a user would write: per model, its loss (zuko's ``log_prob``, or
-  denoising score matching), Adam, backward.
+  denoising score matching), Adam, backward, in float32;
+- ``plain_loop_bfloat16``: the same with the networks' products in bfloat16.
 Each way first runs two untimed steps, so that one-off costs (allocations, library start-up)
 fall on none of them. Prints each wall time, the training throughput in samples x steps per
 second, and the ratios of the one-at-a-time times to the ensemble's.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ from sims.generators import make_task_pair
 from sims.methods import make_members
 from sims.models.architectures import ARCHITECTURES
 from sims.models.base import TrainedModel
+from sims.models.precision import networks_in, resolve
 
 MODELS = ("diffusion", "flow")
 """The minibatch-trained architectures (``sims.models.architectures.ARCHITECTURES`` names)."""
@@ -73,19 +79,24 @@ def make_problem(model: str, members: int, steps: int, n: int) -> Problem:
     return Problem(models, data, held_out, [m.seed for m in replicates], config)
 
 
-def ensemble(problem: Problem, device: str) -> None:
+def ensemble(problem: Problem, device: str, precision: str = "auto") -> None:
     p = problem
-    fit_minibatch(p.models, p.data, p.held_out, p.seeds, p.config, device=device)
+    fit_minibatch(
+        p.models, p.data, p.held_out, p.seeds, p.config, device=device, precision=precision
+    )
 
 
 def engine_one_at_a_time(problem: Problem, device: str) -> None:
     p = problem
     for model, data, held_out, seed in zip(p.models, p.data, p.held_out, p.seeds, strict=True):
-        fit_minibatch([model], [data], [held_out], [seed], p.config, device=device)
+        fit_minibatch(
+            [model], [data], [held_out], [seed], p.config, device=device, precision="auto"
+        )
 
 
-def plain_loop(problem: Problem, device: str) -> None:
+def plain_loop(problem: Problem, device: str, precision: str = "float32") -> None:
     config = problem.config
+    precision = resolve(precision, device)
     for model, dataset, seed in zip(problem.models, problem.data, problem.seeds, strict=True):
         model = copy.deepcopy(model).to(device)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -96,14 +107,18 @@ def plain_loop(problem: Problem, device: str) -> None:
             rows = torch.randint(len(x), (config.batch_size,), generator=generator).to(device)
             noise = torch.randn(config.batch_size, model.noise_features, generator=generator)
             optimiser.zero_grad()
-            model(x[rows], z[rows], ones, noise.to(device)).backward()
+            with networks_in(precision):
+                loss = model(x[rows], z[rows], ones, noise.to(device))
+            loss.backward()
             optimiser.step()
 
 
 RUNS: dict[str, Callable[[Problem, str], None]] = {
     "ensemble": ensemble,
+    "ensemble_float32": functools.partial(ensemble, precision="float32"),
     "engine_one_at_a_time": engine_one_at_a_time,
     "plain_loop": plain_loop,
+    "plain_loop_bfloat16": functools.partial(plain_loop, precision="bfloat16"),
 }
 WAYS = tuple(RUNS)
 
@@ -142,12 +157,13 @@ def main() -> None:
     print(
         f"model={args.model} members={args.members} steps={args.steps} "
         f"batch={problem.config.batch_size} device={args.device} "
+        f"ensemble precision={resolve('auto', args.device)} "
         f"torch threads={torch.get_num_threads()}"
     )
     work = args.members * args.steps * problem.config.batch_size
     for name, value in seconds.items():
         print(f"{name:<22} {value:8.2f} s {work / value:12.0f} samples*steps/s")
-    for baseline in ("engine_one_at_a_time", "plain_loop"):
+    for baseline in ("ensemble_float32", "engine_one_at_a_time", "plain_loop"):
         print(f"speedup_vs_{baseline}={seconds[baseline] / seconds['ensemble']:.2f}")
 
 

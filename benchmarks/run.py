@@ -4,8 +4,10 @@
         [--device cpu|cuda]
 
 For each model kind (conditional spline flows, conditional score networks), trains the same
-members the same number of Adam steps on the same data two ways on the CPU (see
-``benchmarks/ensemble.py``): all in one ensemble, and one plain training loop per model.
+members the same number of Adam steps on the same data three ways on the CPU (see
+``benchmarks/ensemble.py``): all in one ensemble as ``run_all.py`` trains them (the
+networks' products in bfloat16 where the CPU has native bfloat16), the same ensemble in
+float32 throughout, and one plain float32 training loop per model.
 Each time is the fastest of ``--repeats`` runs. Prints a table (wall seconds, throughput in
 samples x steps per second, the process's peak resident memory so far) and, last,
 
@@ -27,7 +29,9 @@ from dataclasses import dataclass
 import torch
 from ensemble import MODELS, make_problem, timings
 
-CPU_WAYS = ("ensemble", "plain_loop")
+from sims.models.precision import resolve
+
+CPU_WAYS = ("ensemble", "ensemble_float32", "plain_loop")
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,11 @@ def report(rows: Sequence[Row], header: str) -> list[str]:
     """The printed lines: header, table, per-kind ratios, the summary lines
     (``ensemble_speedup_cpu`` last)."""
     on_gpu = any(r.device == "cuda" for r in rows)
-    columns = f"{'model':<10} {'way':<11} {'device':<6} {'seconds':>8} {'samples*steps/s':>16}"
+    columns = f"{'model':<10} {'way':<16} {'device':<6} {'seconds':>8} {'samples*steps/s':>16}"
     lines = [header, columns + f" {'peak_rss_mib':>13}" + (f" {'peak_gpu_mib':>13}" * on_gpu)]
     for r in rows:
         line = (
-            f"{r.model:<10} {r.way:<11} {r.device:<6} {r.seconds:8.2f} {r.throughput:16.0f} "
+            f"{r.model:<10} {r.way:<16} {r.device:<6} {r.seconds:8.2f} {r.throughput:16.0f} "
             f"{r.peak_rss_mib:13.0f}"
         )
         if on_gpu:
@@ -119,8 +123,10 @@ def report(rows: Sequence[Row], header: str) -> list[str]:
         lines.append(line)
     seconds = {(r.model, r.way, r.device): r.seconds for r in rows}
     for model in sorted({r.model for r in rows}):
-        ratio = seconds[model, "plain_loop", "cpu"] / seconds[model, "ensemble", "cpu"]
-        lines.append(f"{model}: plain loop / ensemble on the CPU = {ratio:.2f}")
+        for way in ("ensemble", "ensemble_float32"):
+            if (model, way, "cpu") in seconds:
+                ratio = seconds[model, "plain_loop", "cpu"] / seconds[model, way, "cpu"]
+                lines.append(f"{model}: plain loop / {way} on the CPU = {ratio:.2f}")
     summary = speedups(rows)
     if on_gpu:
         lines.append(f"ensemble_speedup_gpu_vs_cpu={summary['ensemble_speedup_gpu_vs_cpu']:.2f}")
@@ -149,7 +155,8 @@ def main() -> None:
     )
     header = (
         f"members={args.members} steps={args.steps} n={args.n} repeats={args.repeats} "
-        f"torch={torch.__version__} threads={torch.get_num_threads()}"
+        f"torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"ensemble precision={resolve('auto', 'cpu')}"
     )
     print("\n".join(report(rows, header)))
 

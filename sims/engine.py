@@ -31,6 +31,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from sims.generators.seeding import seeded_generator
 from sims.models.base import TrainedModel
+from sims.models.precision import networks_in, resolve
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
@@ -237,6 +238,7 @@ class _Running:
             weights (1 on real rows) and their fixed noise (L, n_held, noise_features).
         held_sizes: (L,) held-out rows of each member, on the CPU.
         generators: each member's minibatch stream.
+        precision: of the networks' products in training steps (``float32``, ``bfloat16``).
     """
 
     stack: _Stack
@@ -251,6 +253,7 @@ class _Running:
     noise_held: Tensor
     held_sizes: Tensor
     generators: list[torch.Generator]
+    precision: str
 
     def train(self, steps: int, batch_size: int) -> None:
         """``steps`` Adam steps, each member on ``batch_size`` rows drawn with replacement
@@ -277,7 +280,9 @@ class _Running:
         for b in range(steps):
             self.optimiser.zero_grad(set_to_none=True)
             batch_z = None if z is None else z[b]
-            self.stack.losses(x[b], batch_z, ones, noise[b]).sum().backward()
+            with networks_in(self.precision):
+                loss = self.stack.losses(x[b], batch_z, ones, noise[b]).sum()
+            loss.backward()
             self.optimiser.step()
 
     def held_out_losses(self) -> Tensor:
@@ -308,6 +313,7 @@ class _Running:
             noise_held=trimmed(self.noise_held, n_held),
             held_sizes=self.held_sizes[keep],
             generators=[g for g, on in zip(self.generators, keep.tolist(), strict=True) if on],
+            precision=self.precision,
         )
 
 
@@ -319,6 +325,7 @@ def fit_minibatch(
     config: MinibatchConfig = MinibatchConfig(),
     trainable: Callable[[str], bool] = lambda name: True,
     device: str = "cpu",
+    precision: str = "float32",
 ) -> tuple[list[TrainedModel], FitReport]:
     """Train each member on its ``train`` set by Adam, stopping early on its ``held_out`` set.
 
@@ -327,6 +334,8 @@ def fit_minibatch(
         train, held_out: E datasets each.
         seeds: E seeds of the members' minibatch streams.
         trainable: which parameter names are trained; the others stay bit-identical.
+        precision: of the networks' matrix products in training steps, one of
+            ``sims.models.precision.PRECISIONS``; held-out losses are always float32.
 
     Returns:
         the members with their best weights (lowest held-out loss), and the report.
@@ -351,6 +360,7 @@ def fit_minibatch(
         noise_held=stack.noise(held_out_generators, x_held.shape[1]),
         held_sizes=torch.tensor([len(d) for d in held_out]),
         generators=[torch.Generator().manual_seed(s) for s in seeds],
+        precision=resolve(precision, device),
     )
     best = {k: v.detach().clone() for k, v in stack.trainable.items()}
     best_loss = running.held_out_losses().cpu().nan_to_num(nan=math.inf)

@@ -33,6 +33,7 @@ from sims.models.architectures import (
     ScoreArchitecture,
 )
 from sims.models.base import TrainedModel, is_embedding_parameter
+from sims.models.precision import resolve
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,22 @@ def make_members(
 
 @dataclass(frozen=True)
 class Training:
-    """How to train: the architecture, the minibatch settings and the device."""
+    """How to train: the architecture, the minibatch settings, the device, and the precision
+    of the networks' products in minibatch training steps (``sims.models.precision``)."""
 
     architecture: (
         FlowArchitecture | LinearGaussianArchitecture | LinearScoreArchitecture | ScoreArchitecture
     )
     config: MinibatchConfig = field(default_factory=MinibatchConfig)
     device: str = "cpu"
+    precision: str = "float32"
+
+    def training_precision(self) -> str:
+        """The precision the networks' products are trained in: ``float32`` or ``bfloat16``
+        (full-batch fits are float32)."""
+        if self.architecture.full_batch:
+            return "float32"
+        return resolve(self.precision, self.device)
 
 
 @dataclass
@@ -114,7 +124,14 @@ def _fit(
     else:
         seeds = [m.seed for m in members]
         fitted, report = fit_minibatch(
-            models, train, held_out, seeds, training.config, trainable, training.device
+            models,
+            train,
+            held_out,
+            seeds,
+            training.config,
+            trainable,
+            training.device,
+            training.precision,
         )
     return [
         Fitted(model, len(data), step, failure)

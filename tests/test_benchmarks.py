@@ -40,7 +40,9 @@ def test_the_command_ends_with_the_cpu_speedup():
     table = [line.split() for line in lines if line.split()[:1] in (["flow"], ["diffusion"])]
     ways = {(row[0], row[1], row[2]) for row in table if len(row) == 6}
     assert ways == {
-        (model, way, "cpu") for model in ("flow", "diffusion") for way in ("ensemble", "plain_loop")
+        (model, way, "cpu")
+        for model in ("flow", "diffusion")
+        for way in ("ensemble", "ensemble_float32", "plain_loop")
     }
 
 
@@ -48,10 +50,11 @@ def test_measured_rows_give_the_geometric_mean(run_module):
     rows = run_module.measure(["diffusion"], members=2, steps=2, n=40, repeats=1)
     assert [(r.model, r.way, r.device) for r in rows] == [
         ("diffusion", "ensemble", "cpu"),
+        ("diffusion", "ensemble_float32", "cpu"),
         ("diffusion", "plain_loop", "cpu"),
     ]
     assert all(r.seconds > 0 and r.peak_rss_mib > 0 for r in rows)
-    ratio = rows[1].seconds / rows[0].seconds
+    ratio = rows[2].seconds / rows[0].seconds
     assert run_module.speedups(rows)["ensemble_speedup_cpu"] == pytest.approx(ratio)
 
 

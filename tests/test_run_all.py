@@ -63,6 +63,9 @@ def test_smoke_profile_writes_every_output(tmp_path):
         assert diffusion[column].notna().all(), column
     anchor = frame[frame.model == "linear_score"]
     assert anchor.kl_sampler.notna().all()
+    assert set(frame.precision) <= {"float32", "bfloat16"}
+    full_batch = frame.model.isin(["linear_gaussian", "linear_score"])
+    assert (frame[full_batch].precision == "float32").all()
     report = (tmp_path / "results" / "report.md").read_text()
     for experiment in EXPERIMENTS:
         for suffix in ("png", "pdf"):
@@ -130,6 +133,7 @@ BAD_INPUT = [
     (["--set", "d_x=-1"], "d_x=-1 is not allowed"),
     (["--set", "similarity=1.5"], "similarity=1.5 is not allowed"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--precision", "float16"], "invalid choice: 'float16'"),
     (["--profile", "huge"], "invalid choice: 'huge'"),
     (["--seeds", "0"], "'0' is not allowed: expected an integer >= 1"),
     (["--set", "n_target"], "expected KEY=V1,V2"),

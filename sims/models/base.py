@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sims.models.precision import network_dtype
+
 EMBEDDING_PREFIX = "embedding."
 
 
@@ -61,13 +63,25 @@ class DensityModel(TrainedModel):
         return self.log_prob(self.as_input(x), self.as_input(z)).to("cpu", torch.float64)
 
 
-def mlp(d_in: int, d_out: int, hidden: int, layers: int = 2) -> nn.Sequential:
+class Network(nn.Sequential):
+    """Layers applied in turn; inside ``sims.models.precision.networks_in("bfloat16")`` their
+    matrix products run in bfloat16 and the output comes back in the input's dtype."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = network_dtype()
+        if dtype is None:
+            return super().forward(x)
+        with torch.autocast(x.device.type, dtype=dtype):
+            return super().forward(x).to(x.dtype)
+
+
+def mlp(d_in: int, d_out: int, hidden: int, layers: int = 2) -> Network:
     """A SiLU perceptron with ``layers`` hidden layers of width ``hidden``."""
     widths = [d_in] + [hidden] * layers
     blocks = []
     for a, b in zip(widths[:-1], widths[1:], strict=True):
         blocks += [nn.Linear(a, b), nn.SiLU()]
-    return nn.Sequential(*blocks, nn.Linear(widths[-1], d_out))
+    return Network(*blocks, nn.Linear(widths[-1], d_out))
 
 
 def _path(prefix: str, name: str) -> str:

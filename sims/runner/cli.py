@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
+from sims.models.precision import PRECISIONS
 from sims.report import write_outputs
 from sims.runner.cells import expand, grid_keys, parse_override
 from sims.runner.run import Backend, Plan, assemble, execute
@@ -86,6 +87,14 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="of the networks' matrix products in training steps (weights, optimiser, "
+        "held-out losses and evaluation stay float32); auto: bfloat16 where the device "
+        "has native bfloat16, else float32. Rows record it",
+    )
+    parser.add_argument(
         "--backend",
         choices=("loky", "dask"),
         default="loky",
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     plan = _plan(args, parser)
     backend = _check_backend(args, parser)
     threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
-    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads)
+    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads, args.precision)
     store = Store(args.out / "results" / "cache" / args.profile)
     started = time.perf_counter()
     cells = sum(len(c) for c in plan.cells.values())

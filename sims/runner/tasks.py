@@ -29,17 +29,20 @@ class Settings:
     Attributes:
         device: ``auto`` (CUDA when the worker has it), ``cpu`` or ``cuda``.
         threads: torch threads per task.
+        precision: of the networks' products in training steps, one of
+            ``sims.models.precision.PRECISIONS`` (``auto``: as the worker's device allows).
     """
 
     profile: Profile
     device: str = "auto"
     threads: int = 1
+    precision: str = "auto"
 
     def training(self, model: str) -> Training:
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return Training(ARCHITECTURES[model], self.profile.training, device)
+        return Training(ARCHITECTURES[model], self.profile.training, device, self.precision)
 
 
 Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
@@ -90,19 +93,21 @@ def ensemble_task(
 
     Returns, per cell, one row per seed: ``status`` (``ok``, or ``failed`` with the reason
     in ``error``), the errors of ``sims.evaluation.evaluate``, ``n_train``, ``best_step``,
-    ``seconds`` (the model's share of the training time plus its own evaluation time) and,
-    for cells that keep samples, ``samples`` (model and truth draws as nested lists).
+    ``precision`` (of the networks' products in training), ``seconds`` (the model's share
+    of the training time plus its own evaluation time) and, for cells that keep samples,
+    ``samples`` (model and truth draws as nested lists).
     """
     torch.set_num_threads(settings.threads)
     start = time.perf_counter()
     members = _members(unit)
     flat = [m for group in members for m in group]
     cell = unit[0][0]
+    training = settings.training(cell.model)
     options = {}
     if pretrained is not None:
         options["pretrained"] = [f for group in pretrained for f in group]
     try:
-        fitted = TRAINERS[cell.method](flat, settings.training(cell.model), **options)
+        fitted = TRAINERS[cell.method](flat, training, **options)
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on
         return [[_failed(m.seed, f"training: {error!r}") for m in group] for group in members]
     training_seconds = (time.perf_counter() - start) / len(flat)
@@ -113,6 +118,7 @@ def ensemble_task(
         rows.append([_row(next(models), m, next(sources), cell, settings) for m in group])
         for row in rows[-1]:
             row["seconds"] += training_seconds
+            row["precision"] = training.training_precision()
     return rows
 
 
