@@ -64,15 +64,23 @@ class DensityModel(TrainedModel):
 
 
 class Network(nn.Sequential):
-    """Layers applied in turn; inside ``sims.models.precision.networks_in("bfloat16")`` their
-    matrix products run in bfloat16 and the output comes back in the input's dtype."""
+    """Layers applied in turn; inside ``sims.models.precision.networks_in("bfloat16")`` they
+    run in bfloat16 (weights and activations) and the output comes back in the input's
+    dtype."""
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = network_dtype()
         if dtype is None:
             return super().forward(x)
-        with torch.autocast(x.device.type, dtype=dtype):
-            return super().forward(x).to(x.dtype)
+        # cast by hand, not by torch.autocast: it leaves bias additions in float32, and so
+        # converts every hidden activation forward and back
+        h = x.to(dtype)
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                h = nn.functional.linear(h, layer.weight.to(dtype), layer.bias.to(dtype))
+            else:
+                h = layer(h)
+        return h.to(x.dtype)
 
 
 def mlp(d_in: int, d_out: int, hidden: int, layers: int = 2) -> Network:
