@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from sims.engine import Dataset, MinibatchConfig, fit_minibatch
 from sims.generators import make_task_pair
@@ -121,6 +122,18 @@ RUNS: dict[str, Callable[[Problem, str], None]] = {
     "plain_loop_bfloat16": functools.partial(plain_loop, precision="bfloat16"),
 }
 WAYS = tuple(RUNS)
+
+
+def step_flops(problem: Problem) -> float:
+    """Floating-point operations of one training step of the whole ensemble, forward and
+    backward, as ``torch.utils.flop_counter`` counts them (matrix products only): the
+    count of two steps less that of one, each with the same two held-out checks."""
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            ensemble(problem.with_steps(steps), "cpu", precision="float32")
+        counts.append(counter.get_total_flops())
+    return counts[1] - counts[0]
 
 
 def timed(run: Callable[[], None], device: str) -> float:

@@ -8,8 +8,10 @@ members the same number of Adam steps on the same data three ways on the CPU (se
 ``benchmarks/ensemble.py``): all in one ensemble as ``run_all.py`` trains them (the
 networks' products in bfloat16 where the CPU has native bfloat16), the same ensemble in
 float32 throughout, and one plain float32 training loop per model.
-Each time is the fastest of ``--repeats`` runs. Prints a table (wall seconds, throughput in
-samples x steps per second, the process's peak resident memory so far) and, last,
+Each time is the fastest of ``--repeats`` runs. Prints the CPU's matrix-product peak
+(float32 and bfloat16), a table (wall seconds, throughput in samples x steps per second,
+the rate of the steps' matrix-product arithmetic in GFLOP/s, the process's peak resident
+memory so far) and, last,
 
     ensemble_speedup_cpu=<geometric mean over the kinds of plain loop time / ensemble time>
 
@@ -23,11 +25,12 @@ import argparse
 import math
 import resource
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from ensemble import MODELS, make_problem, timings
+from ensemble import MODELS, make_problem, step_flops, timings
 
 from sims.models.precision import resolve
 
@@ -36,13 +39,15 @@ CPU_WAYS = ("ensemble", "ensemble_float32", "plain_loop")
 
 @dataclass(frozen=True)
 class Row:
-    """One timing: model kind, way of training, device, wall seconds, throughput, memory."""
+    """One timing: model kind, way of training, device, wall seconds, throughput, the rate
+    of matrix-product arithmetic (GFLOP/s), memory."""
 
     model: str
     way: str
     device: str
     seconds: float
     throughput: float
+    gflops: float
     peak_rss_mib: float
     peak_device_mib: float | None = None
 
@@ -52,6 +57,19 @@ def peak_rss_mib() -> float:
     macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a ``size`` x ``size`` matrix product in ``dtype`` on the CPU, the best of
+    ``repeats`` after one untimed product."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def geometric_mean(values: Sequence[float]) -> float:
@@ -74,6 +92,7 @@ def measure(
     for model in models:
         problem = make_problem(model, members, steps, n)
         work = members * steps * problem.config.batch_size
+        flops = step_flops(problem) * steps
         for on, ways in runs:
             if on == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -83,7 +102,17 @@ def measure(
                     best[way] = min(best[way], seconds)
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if on == "cuda" else None
             for way in ways:
-                row = Row(model, way, on, best[way], work / best[way], peak_rss_mib(), gpu_peak)
+                seconds = best[way]
+                row = Row(
+                    model,
+                    way,
+                    on,
+                    seconds,
+                    work / seconds,
+                    flops / seconds / 1e9,
+                    peak_rss_mib(),
+                    gpu_peak,
+                )
                 rows.append(row)
                 progress(f"  {model} {way} on {on}: {row.seconds:.2f} s")
     return rows
@@ -110,12 +139,15 @@ def report(rows: Sequence[Row], header: str) -> list[str]:
     """The printed lines: header, table, per-kind ratios, the summary lines
     (``ensemble_speedup_cpu`` last)."""
     on_gpu = any(r.device == "cuda" for r in rows)
-    columns = f"{'model':<10} {'way':<16} {'device':<6} {'seconds':>8} {'samples*steps/s':>16}"
+    columns = (
+        f"{'model':<10} {'way':<16} {'device':<6} {'seconds':>8} {'samples*steps/s':>16} "
+        f"{'matmul_gflop/s':>14}"
+    )
     lines = [header, columns + f" {'peak_rss_mib':>13}" + (f" {'peak_gpu_mib':>13}" * on_gpu)]
     for r in rows:
         line = (
             f"{r.model:<10} {r.way:<16} {r.device:<6} {r.seconds:8.2f} {r.throughput:16.0f} "
-            f"{r.peak_rss_mib:13.0f}"
+            f"{r.gflops:14.1f} {r.peak_rss_mib:13.0f}"
         )
         if on_gpu:
             gpu = "-" if r.peak_device_mib is None else f"{r.peak_device_mib:.0f}"
@@ -156,7 +188,9 @@ def main() -> None:
     header = (
         f"members={args.members} steps={args.steps} n={args.n} repeats={args.repeats} "
         f"torch={torch.__version__} threads={torch.get_num_threads()} "
-        f"ensemble precision={resolve('auto', 'cpu')}"
+        f"ensemble precision={resolve('auto', 'cpu')}\n"
+        f"matmul peak of this CPU (2048 x 2048): float32 {matmul_peak(torch.float32):.0f}, "
+        f"bfloat16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s"
     )
     print("\n".join(report(rows, header)))
 

@@ -38,7 +38,7 @@ def test_the_command_ends_with_the_cpu_speedup():
     assert re.fullmatch(rf"ensemble_speedup_cpu={RATIO}", lines[-1])
     assert not any(line.startswith("ensemble_speedup_gpu_vs_cpu=") for line in lines)
     table = [line.split() for line in lines if line.split()[:1] in (["flow"], ["diffusion"])]
-    ways = {(row[0], row[1], row[2]) for row in table if len(row) == 6}
+    ways = {(row[0], row[1], row[2]) for row in table if len(row) == 7}
     assert ways == {
         (model, way, "cpu")
         for model in ("flow", "diffusion")
@@ -61,7 +61,7 @@ def test_measured_rows_give_the_geometric_mean(run_module):
 def test_gpu_rows_add_their_line_before_the_last(run_module):
     def row(model, way, device, seconds):
         gpu = 100.0 if device == "cuda" else None
-        return run_module.Row(model, way, device, seconds, 1.0, 500.0, gpu)
+        return run_module.Row(model, way, device, seconds, 1.0, 1.0, 500.0, gpu)
 
     rows = [
         row("flow", "ensemble", "cpu", 2.0),
@@ -75,3 +75,12 @@ def test_gpu_rows_add_their_line_before_the_last(run_module):
     assert lines[-2] == "ensemble_speedup_gpu_vs_cpu=2.00"  # sqrt(4 * 1)
     assert lines[-1] == "ensemble_speedup_cpu=2.00"  # sqrt(4 * 1)
     assert "peak_gpu_mib" in lines[1]
+
+
+def test_step_flops_count_one_step_of_every_member(run_module):
+    one = run_module.step_flops(run_module.make_problem("diffusion", 1, 2, 40))
+    two = run_module.step_flops(run_module.make_problem("diffusion", 2, 2, 40))
+    batch, widths = 256, [(8, 128), (128, 128), (128, 2), (6, 128), (128, 128), (128, 128)]
+    forward = sum(2 * batch * a * b for a, b in widths + [(128, 2)])
+    assert one >= 2 * forward  # forward and at least the weight gradients
+    assert two == 2 * one
