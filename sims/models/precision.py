@@ -3,10 +3,11 @@
 Training may run the networks built by ``sims.models.base.mlp`` in bfloat16: each step
 multiplies bfloat16 copies of the weights and keeps the hidden activations in bfloat16,
 while the weights themselves, their gradients and the optimiser state stay float32, and
-each network's output is cast back to float32. Nothing else follows: the exact parts of a model (a
-subspace frame, a closed-form latent law, zuko's spline arithmetic), every held-out loss
-and every evaluation stay in float32 or float64. Only batched products large enough to be
-limited by arithmetic gain from it, which on a CPU means an ensemble's, not one model's.
+each network's output is cast back to float32. Nothing else follows: the exact parts of a
+model (a subspace frame, a closed-form latent law, zuko's spline arithmetic), every
+held-out loss and every evaluation stay in float32 or float64. Only batched products large
+enough to be limited by arithmetic gain from it, which on a CPU means an ensemble's, not
+one model's.
 """
 
 from __future__ import annotations
