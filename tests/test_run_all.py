@@ -94,7 +94,8 @@ def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    rows = killed / "results" / "cache" / "smoke" / "rows"
+    (precision,) = pd.read_csv(reference / "results" / "results.csv").precision.unique()
+    rows = killed / "results" / "cache" / "smoke" / precision / "rows"
     deadline = time.monotonic() + 120
     while not (rows.exists() and any(rows.glob("*.json"))) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -108,6 +109,16 @@ def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):
     resumed = numbers(killed)
     assert not resumed.duplicated(IDENTITY).any()
     pd.testing.assert_frame_equal(resumed, numbers(reference))
+
+
+def test_another_precision_trains_anew(tmp_path):
+    first = run_all(*SUBSET, "--precision", "float32", "--out", str(tmp_path))
+    assert "networks trained in float32" in first.stdout
+    second = run_all(*SUBSET, "--precision", "bfloat16", "--out", str(tmp_path))
+    rows, new = re.search(r"(\d+) rows \((\d+) new", second.stdout).groups()
+    assert new == rows  # nothing reused from the float32 run
+    frame = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert (frame.precision == "bfloat16").all()
 
 
 def test_dask_backend_gives_the_rows_of_loky(tmp_path):

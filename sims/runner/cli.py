@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
-from sims.models.precision import PRECISIONS
+from sims.models.precision import PRECISIONS, resolve
 from sims.report import write_outputs
 from sims.runner.cells import expand, grid_keys, parse_override
 from sims.runner.run import Backend, Plan, assemble, execute
 from sims.runner.store import Store
-from sims.runner.tasks import Settings
+from sims.runner.tasks import Settings, local_device
 
 EXAMPLES = """\
 examples:
@@ -30,7 +30,7 @@ examples:
   python run_all.py --check                exit 1 when a must-hold check fails
 
 A killed run resumes where it stopped: rerun the same command. Finished rows are kept under
-OUT/results/cache/PROFILE/; --no-cache recomputes them.
+OUT/results/cache/PROFILE/PRECISION/; --no-cache recomputes them.
 """
 
 
@@ -90,9 +90,10 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="of the networks' matrix products in training steps (weights, optimiser, "
-        "held-out losses and evaluation stay float32); auto: bfloat16 where the device "
-        "has native bfloat16, else float32. Rows record it",
+        help="of the networks' weights and activations in training steps (the weights "
+        "kept, the optimiser, held-out losses and evaluation stay float32); auto: bfloat16 "
+        "where the device of this machine has native bfloat16, else float32. Rows record "
+        "it, and each precision has its own cache",
     )
     parser.add_argument(
         "--backend",
@@ -147,11 +148,16 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     plan = _plan(args, parser)
     backend = _check_backend(args, parser)
     threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
-    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads, args.precision)
-    store = Store(args.out / "results" / "cache" / args.profile)
+    precision = resolve(args.precision, local_device(args.device))
+    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads, precision)
+    store = Store(args.out / "results" / "cache" / args.profile / precision)
     started = time.perf_counter()
     cells = sum(len(c) for c in plan.cells.values())
-    print(f"profile {args.profile}: {len(plan.cells)} experiment(s), {cells} cells", flush=True)
+    print(
+        f"profile {args.profile}: {len(plan.cells)} experiment(s), {cells} cells; "
+        f"networks trained in {precision}",
+        flush=True,
+    )
     try:
         summary = execute(plan, store, settings, backend, use_cache=not args.no_cache)
     except KeyboardInterrupt:

@@ -29,20 +29,26 @@ class Settings:
     Attributes:
         device: ``auto`` (CUDA when the worker has it), ``cpu`` or ``cuda``.
         threads: torch threads per task.
-        precision: of the networks' products in training steps, one of
-            ``sims.models.precision.PRECISIONS`` (``auto``: as the worker's device allows).
+        precision: of the networks' products in training steps, ``float32`` or
+            ``bfloat16`` (see ``sims.models.precision``).
     """
 
     profile: Profile
     device: str = "auto"
     threads: int = 1
-    precision: str = "auto"
+    precision: str = "float32"
 
     def training(self, model: str) -> Training:
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = local_device(self.device)
         return Training(ARCHITECTURES[model], self.profile.training, device, self.precision)
+
+
+def local_device(device: str) -> str:
+    """``device`` (``auto``, ``cpu`` or ``cuda``) as this process uses it: ``auto`` is CUDA
+    where torch sees a GPU, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
