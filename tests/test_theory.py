@@ -116,6 +116,16 @@ def test_fitted_constant():
     assert fitted_constant(n, 3 * n**-0.5, 0.5) == pytest.approx(3.0)
 
 
+def test_a_slope_through_a_mean_that_is_not_positive_is_undefined(recwarn):
+    rng = np.random.default_rng(3)
+    frame = power_law_rows(rng, 0.5, [100, 200, 400, 800], seeds=4, noise=0.05)
+    frame.loc[frame.n_target == 800, "kl"] = -0.01  # Monte Carlo KL estimates can be < 0
+    fit = fit_slope(frame)
+    assert np.isnan([fit.value, fit.low, fit.high]).all()
+    assert np.isnan(fitted_constant(np.array([100.0, 1000.0]), np.array([0.1, 0.0]), 0.5))
+    assert not recwarn.list
+
+
 def test_two_term_fit_recovers_both_exponents():
     rng = np.random.default_rng(2)
     rows = [

@@ -40,8 +40,12 @@ def _bootstrap(values: list[np.ndarray], statistic, n_bootstrap: int, seed: int)
 
 
 def _percentiles(value: float, replicates: np.ndarray, level: float) -> Interval:
+    """The interval of the defined (non-NaN) replicates; NaN ends when none is defined."""
+    defined = replicates[~np.isnan(replicates)]
+    if defined.size == 0:
+        return Interval(float(value), math.nan, math.nan)
     tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(replicates, [tail, 100 - tail])
+    low, high = np.percentile(defined, [tail, 100 - tail])
     return Interval(float(value), float(low), float(high))
 
 
@@ -79,6 +83,8 @@ def fit_slope(
     centred = log_x - log_x.mean()
 
     def slope(means: np.ndarray) -> float:
+        if np.any(means <= 0):  # a Monte Carlo mean can be <= 0; its log is undefined
+            return math.nan
         return np.log(means) @ centred / (centred @ centred)
 
     return _percentiles(*_bootstrap(values, slope, n_bootstrap, seed), level)
@@ -86,7 +92,9 @@ def fit_slope(
 
 def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
     """C of the curve C n^-exponent closest to ``error`` in log scale (exponent predicted,
-    C fitted): exp(mean(log error + exponent log n))."""
+    C fitted): exp(mean(log error + exponent log n)); NaN where an error is not positive."""
+    if np.any(np.asarray(error) <= 0):
+        return math.nan
     return float(np.exp(np.mean(np.log(error) + exponent * np.log(n))))
 
 
