@@ -117,6 +117,7 @@ def ensemble_task(
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on
         return [[_failed(m.seed, f"training: {error!r}") for m in group] for group in members]
     training_seconds = (time.perf_counter() - start) / len(flat)
+    precision = training.training_precision()
     sources = iter(options.get("pretrained", [None] * len(flat)))
     models = iter(fitted)
     rows = []
@@ -124,7 +125,7 @@ def ensemble_task(
         rows.append([_row(next(models), m, next(sources), cell, settings) for m in group])
         for row in rows[-1]:
             row["seconds"] += training_seconds
-            row["precision"] = training.training_precision()
+            row["precision"] = precision
     return rows
 
 
