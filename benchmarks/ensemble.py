@@ -11,8 +11,8 @@ number of Adam steps) five ways, side by side in one run:
   native bfloat16 (``--precision auto``), else float32;
 - ``ensemble_float32``: the same in float32 throughout;
 - ``engine_one_at_a_time``: the engine (as ``ensemble``) with one member per call;
-- ``plain_loop``: the loop a user would write: per model, its loss (zuko's ``log_prob``, or
-  denoising score matching), Adam, backward, in float32;
+- ``plain_loop``: the loop a user would write: per model, its loss (zuko's own
+  ``flow(context).log_prob``, or denoising score matching), Adam, backward, in float32;
 - ``plain_loop_bfloat16``: the same with the networks' products in bfloat16.
 Each way first runs two untimed steps, so that one-off costs (allocations, library start-up)
 fall on none of them. Prints each wall time, the training throughput in samples x steps per
@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from sims.engine import Dataset, MinibatchConfig, fit_minibatch
@@ -38,6 +39,7 @@ from sims.generators import make_task_pair
 from sims.methods import make_members
 from sims.models.architectures import ARCHITECTURES
 from sims.models.base import TrainedModel
+from sims.models.flows import ConditionalFlow
 from sims.models.precision import networks_in, resolve
 
 MODELS = ("diffusion", "flow")
@@ -95,6 +97,15 @@ def engine_one_at_a_time(problem: Problem, device: str) -> None:
         )
 
 
+def user_loss(model: TrainedModel, x: Tensor, z: Tensor, ones: Tensor, noise: Tensor) -> Tensor:
+    """The loss as a user would write it: zuko's own ``flow(context).log_prob`` for a flow,
+    denoising score matching (the model's loss) for a score network."""
+    if isinstance(model, ConditionalFlow):
+        u, log_jacobian = model.standardiser(x)
+        return -(model.head(model.embedding(z)).log_prob(u) + log_jacobian).mean()
+    return model(x, z, ones, noise)
+
+
 def plain_loop(problem: Problem, device: str, precision: str = "float32") -> None:
     config = problem.config
     precision = resolve(precision, device)
@@ -109,7 +120,7 @@ def plain_loop(problem: Problem, device: str, precision: str = "float32") -> Non
             noise = torch.randn(config.batch_size, model.noise_features, generator=generator)
             optimiser.zero_grad()
             with networks_in(precision):
-                loss = model(x[rows], z[rows], ones, noise.to(device))
+                loss = user_loss(model, x[rows], z[rows], ones, noise.to(device))
             loss.backward()
             optimiser.step()
 

@@ -11,6 +11,7 @@ import dataclasses
 import math
 
 import torch
+import zuko
 from torch import Tensor, nn
 
 from sims.models.precision import network_dtype
@@ -63,24 +64,35 @@ class DensityModel(TrainedModel):
         return self.log_prob(self.as_input(x), self.as_input(z)).to("cpu", torch.float64)
 
 
+def _weight(layer: nn.Linear) -> Tensor:
+    """The weight a linear layer multiplies by: zuko's masked layers apply their mask."""
+    if isinstance(layer, zuko.nn.MaskedLinear):
+        return layer.mask * layer.weight
+    return layer.weight
+
+
+def run_layers(layers: nn.Sequential, x: Tensor) -> Tensor:
+    """``layers`` applied in turn to x; inside ``sims.models.precision.networks_in("bfloat16")``
+    in bfloat16 (weights and activations), the output back in x's dtype."""
+    dtype = network_dtype()
+    if dtype is None:
+        return nn.Sequential.forward(layers, x)
+    # cast by hand, not by torch.autocast: it leaves bias additions in float32, and so
+    # converts every hidden activation forward and back
+    h = x.to(dtype)
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            h = nn.functional.linear(h, _weight(layer).to(dtype), layer.bias.to(dtype))
+        else:
+            h = layer(h)
+    return h.to(x.dtype)
+
+
 class Network(nn.Sequential):
-    """Layers applied in turn; inside ``sims.models.precision.networks_in("bfloat16")`` they
-    run in bfloat16 (weights and activations) and the output comes back in the input's
-    dtype."""
+    """Layers applied in turn, in the precision of ``run_layers``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        dtype = network_dtype()
-        if dtype is None:
-            return super().forward(x)
-        # cast by hand, not by torch.autocast: it leaves bias additions in float32, and so
-        # converts every hidden activation forward and back
-        h = x.to(dtype)
-        for layer in self:
-            if isinstance(layer, nn.Linear):
-                h = nn.functional.linear(h, layer.weight.to(dtype), layer.bias.to(dtype))
-            else:
-                h = layer(h)
-        return h.to(x.dtype)
+        return run_layers(self, x)
 
 
 def mlp(d_in: int, d_out: int, hidden: int, layers: int = 2) -> Network:

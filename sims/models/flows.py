@@ -16,10 +16,12 @@ from torch import Tensor, nn
 
 from sims.models.base import LOG_2PI, DensityModel, Standardiser, mlp
 from sims.models.latent import moment_matched_head
+from sims.models.splines import spline_log_prob
 
 
 def spline_flow(features: int, context: int, hidden: int, transforms: int, bins: int) -> nn.Module:
-    """A zuko neural spline flow; splines act on [-5, 5], so inputs come standardised."""
+    """A zuko neural spline flow; splines act on [-5, 5], so inputs come standardised.
+    Its log-density is ``sims.models.splines.spline_log_prob``; zuko samples it."""
     return zuko.flows.NSF(
         features, context, bins=bins, transforms=transforms, hidden_features=[hidden] * 2
     )
@@ -53,7 +55,7 @@ class ConditionalFlow(DensityModel):
 
     def log_prob(self, x: Tensor, z: Tensor) -> Tensor:
         u, log_jacobian = self.standardiser(x)
-        return self.head(self.embedding(z)).log_prob(u) + log_jacobian
+        return spline_log_prob(self.head, u, self.embedding(z)) + log_jacobian
 
     @torch.no_grad()
     def sample(self, z: Tensor) -> Tensor:
@@ -150,7 +152,7 @@ class SubspaceFlow(DensityModel):
         residual = u - w @ frame.T
         complement = -0.5 * (residual**2).sum(-1) * torch.exp(-2 * self.log_noise)
         complement = complement - self.d_complement * (self.log_noise + 0.5 * LOG_2PI)
-        return self.head().log_prob(w) + complement + log_jacobian
+        return spline_log_prob(self.head, w) + complement + log_jacobian
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
@@ -170,7 +172,7 @@ class LatentFlow(nn.Module):
         self.flow = spline_flow(d, 0, hidden, transforms, bins)
 
     def log_prob(self, v: Tensor) -> Tensor:
-        return self.flow().log_prob(v)
+        return spline_log_prob(self.flow, v)
 
     def sample(self, n: int) -> Tensor:
         return self.flow().sample((n,))

@@ -1,10 +1,11 @@
 """The precision of the networks' matrix products during training steps.
 
-Training may run the networks built by ``sims.models.base.mlp`` in bfloat16: each step
+Training may run the networks built by ``sims.models.base.mlp``, and the conditioner
+networks of spline flows (``sims.models.splines``), in bfloat16: each step
 multiplies bfloat16 copies of the weights and keeps the hidden activations in bfloat16,
 while the weights themselves, their gradients and the optimiser state stay float32, and
 each network's output is cast back to float32. Nothing else follows: the exact parts of a
-model (a subspace frame, a closed-form latent law, zuko's spline arithmetic), every
+model (a subspace frame, a closed-form latent law, the spline arithmetic of flows), every
 held-out loss and every evaluation stay in float32 or float64. Only batched products large
 enough to be limited by arithmetic gain from it, which on a CPU means an ensemble's, not
 one model's.
@@ -46,7 +47,7 @@ def resolve(precision: str, device: str) -> str:
 
 @contextlib.contextmanager
 def networks_in(precision: str) -> Iterator[None]:
-    """Within the block, ``mlp`` networks multiply in ``precision`` (``float32`` or
+    """Within the block, networks run by ``run_layers`` multiply in ``precision`` (``float32`` or
     ``bfloat16``, as ``resolve`` gives)."""
     dtype = {"float32": None, "bfloat16": torch.bfloat16}[precision]
     token = _NETWORK_DTYPE.set(dtype)
