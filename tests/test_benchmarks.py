@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RATIO = r"\d+\.\d{2}"
@@ -84,3 +85,17 @@ def test_step_flops_count_one_step_of_every_member(run_module):
     forward = sum(2 * batch * a * b for a, b in widths + [(128, 2)])
     assert one >= 2 * forward  # forward and at least the weight gradients
     assert two == 2 * one
+
+
+def test_the_plain_flow_loop_trains_the_engines_loss(run_module):
+    """The baseline's loss, by zuko's own log_prob, is the flow's, up to rounding."""
+    import ensemble  # benchmarks/ is on the path once run_module is loaded
+
+    problem = run_module.make_problem("flow", 1, 2, 40)
+    member, data = problem.models[0], problem.data[0]
+    x, z = data.x.float(), data.z.float()
+    ones, noise = torch.ones(len(x)), torch.randn(len(x), member.noise_features)
+    expected = member(x, z, ones, noise)
+    assert ensemble.user_loss(member, x, z, ones, noise).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
