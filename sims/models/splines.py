@@ -1,17 +1,19 @@
 """The log-density of a zuko neural spline flow, with its spline arithmetic written out.
 
 ``spline_log_prob(flow, x, context)`` equals zuko's ``flow(context).log_prob(x)`` up to
-float32 rounding, for every ``zuko.flows.NSF``: masked autoregressive transforms (or, with
+rounding, for every ``zuko.flows.NSF``: masked autoregressive transforms (or, with
 one feature, element-wise ones) whose univariate maps are monotonic rational-quadratic
 splines on [-B, B], identity outside, over a standard normal base.
 
-It is written by hand, not left to zuko's transform objects, for speed in ensembles: zuko
-builds each spline from three separate parameter tensors with a library softmax over 8 bins
-and three gathers, about twice the tensor operations of the arithmetic below, and under
-``vmap`` every operation carries a fixed cost. The conditioner networks follow
-``sims.models.precision`` like the networks of ``sims.models.base.mlp``, so that in
-bfloat16 training steps their products run in bfloat16 too; the spline arithmetic always
-runs in the input's dtype. zuko still builds, initialises, inverts and samples the flow.
+It is written by hand, not left to zuko's transform objects, for speed in ensembles, where
+every tensor operation carries a fixed cost under ``vmap``: zuko builds each spline from
+three parameter tensors with three gathers (a forward and backward pass of a conditional
+flow of 3 transforms takes 1094 tensor operations there, 835 here), and torch's softmax
+over a last dimension of 8 bins is several times slower on a CPU than the one written
+here. The conditioner networks follow ``sims.models.precision`` like the networks of
+``sims.models.base.mlp``, so that in bfloat16 training steps their products run in
+bfloat16 too; the spline arithmetic always runs in the input's dtype. zuko still builds,
+initialises, inverts and samples the flow.
 """
 
 from __future__ import annotations
