@@ -9,7 +9,7 @@ members the same number of Adam steps on the same data three ways on the CPU (se
 networks' products in bfloat16 where the CPU has native bfloat16), the same ensemble in
 float32 throughout, and one plain float32 training loop per model.
 Each time is the fastest of ``--repeats`` runs. Prints the CPU's matrix-product peak
-(float32 and bfloat16), a table (wall seconds, throughput in samples x steps per second,
+(float32 and bfloat16), a table (wall seconds, throughput in member-steps per second,
 the rate of the steps' matrix-product arithmetic in GFLOP/s, the process's peak resident
 memory so far) and, last,
 
@@ -39,7 +39,8 @@ CPU_WAYS = ("ensemble", "ensemble_float32", "plain_loop")
 
 @dataclass(frozen=True)
 class Row:
-    """One timing: model kind, way of training, device, wall seconds, throughput, the rate
+    """One timing: model kind, way of training, device, wall seconds, throughput in
+    member-steps per second (models x Adam steps of a 256-row batch, per second), the rate
     of matrix-product arithmetic (GFLOP/s), memory."""
 
     model: str
@@ -91,7 +92,7 @@ def measure(
     rows = []
     for model in models:
         problem = make_problem(model, members, steps, n)
-        work = members * steps * problem.config.batch_size
+        work = members * steps
         flops = step_flops(problem) * steps
         for on, ways in runs:
             if on == "cuda":
@@ -140,7 +141,7 @@ def report(rows: Sequence[Row], header: str) -> list[str]:
     (``ensemble_speedup_cpu`` last)."""
     on_gpu = any(r.device == "cuda" for r in rows)
     columns = (
-        f"{'model':<10} {'way':<16} {'device':<6} {'seconds':>8} {'samples*steps/s':>16} "
+        f"{'model':<10} {'way':<16} {'device':<6} {'seconds':>8} {'member-steps/s':>16} "
         f"{'matmul_gflop/s':>14}"
     )
     lines = [header, columns + f" {'peak_rss_mib':>13}" + (f" {'peak_gpu_mib':>13}" * on_gpu)]
