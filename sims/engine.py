@@ -32,6 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from sims.generators.seeding import seeded_generator
 from sims.models.base import TrainedModel
 from sims.models.precision import networks_in, resolve
+from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
@@ -182,16 +183,10 @@ class _Stack:
         return vmap(member, in_dims=in_dims)(params, self.buffers, x, z, weights, noise)
 
     def noise(self, generators: Sequence[torch.Generator], *shape: int) -> Tensor:
-        """(*shape[:-1], E, shape[-1], noise_features) standard normal noise, each member's from
-        its own generator (nothing is drawn for models that need no noise)."""
+        """(*shape[:-1], E, shape[-1], noise_features) standard normal noise on the device,
+        each member's from its own generator (``sims.streams.normal_draws``)."""
         features = self.base.noise_features
-        options = {"dtype": self.dtype}
-        if features == 0:
-            return torch.zeros(*shape[:-1], len(generators), shape[-1], 0, **options).to(
-                self.device
-            )
-        draws = [torch.randn(*shape, features, generator=g, **options) for g in generators]
-        return torch.stack(draws, dim=len(shape) - 1).to(self.device)
+        return normal_draws(generators, features, self.dtype, *shape).to(self.device)
 
     def unstacked(self, params: dict[str, Tensor]) -> list[TrainedModel]:
         """Copies of the members carrying ``params`` (stacked) and their own buffers."""
@@ -237,7 +232,7 @@ class _Running:
         x_held, z_held, w_held, noise_held: held-out rows padded to the longest, their
             weights (1 on real rows) and their fixed noise (L, n_held, noise_features).
         held_sizes: (L,) held-out rows of each member, on the CPU.
-        generators: each member's minibatch stream.
+        streams: the members' streams of minibatch rows and noise (``sims.streams``).
         precision: of the networks' products in training steps (``float32``, ``bfloat16``).
     """
 
@@ -252,21 +247,16 @@ class _Running:
     w_held: Tensor
     noise_held: Tensor
     held_sizes: Tensor
-    generators: list[torch.Generator]
+    streams: GeneratorStreams | KeyedStreams
     precision: str
 
     def train(self, steps: int, batch_size: int) -> None:
         """``steps`` Adam steps, each member on ``batch_size`` rows drawn with replacement
         from its own rows and on noise from its own stream."""
         members, n = self.x.shape[:2]
-        rows = torch.stack(
-            [
-                torch.randint(int(size), (steps, batch_size), generator=g)
-                for size, g in zip(self.sizes, self.generators, strict=True)
-            ],
-            dim=1,
-        )
-        rows = (rows + n * torch.arange(members)[:, None]).flatten().to(self.x.device)
+        features, dtype = self.stack.base.noise_features, self.stack.dtype
+        rows, noise = self.streams.block(steps, batch_size, features, dtype)
+        rows = (rows + n * torch.arange(members, device=rows.device)[:, None]).flatten()
 
         def batches(padded: Tensor) -> Tensor:
             """(steps, L, batch_size, d): each step's rows of each member, in one gather."""
@@ -275,7 +265,6 @@ class _Running:
 
         x = batches(self.x)
         z = None if self.z is None else batches(self.z)
-        noise = self.stack.noise(self.generators, steps, batch_size)
         ones = torch.ones(members, batch_size, dtype=x.dtype, device=x.device)
         for b in range(steps):
             self.optimiser.zero_grad(set_to_none=True)
@@ -312,7 +301,7 @@ class _Running:
             w_held=trimmed(self.w_held, n_held),
             noise_held=trimmed(self.noise_held, n_held),
             held_sizes=self.held_sizes[keep],
-            generators=[g for g, on in zip(self.generators, keep.tolist(), strict=True) if on],
+            streams=self.streams.subset(keep.tolist()),
             precision=self.precision,
         )
 
@@ -326,6 +315,7 @@ def fit_minibatch(
     trainable: Callable[[str], bool] = lambda name: True,
     device: str = "cpu",
     precision: str = "float32",
+    streams: str = "auto",
 ) -> tuple[list[TrainedModel], FitReport]:
     """Train each member on its ``train`` set by Adam, stopping early on its ``held_out`` set.
 
@@ -336,6 +326,8 @@ def fit_minibatch(
         trainable: which parameter names are trained; the others stay bit-identical.
         precision: of the networks' matrix products in training steps, one of
             ``sims.models.precision.PRECISIONS``; held-out losses are always float32.
+        streams: the kind of the members' streams of minibatch rows and noise, one of
+            ``sims.streams.STREAMS`` (``auto``: generators on a CPU, keyed on a GPU).
 
     Returns:
         the members with their best weights (lowest held-out loss), and the report.
@@ -359,7 +351,7 @@ def fit_minibatch(
         w_held=w_held,
         noise_held=stack.noise(held_out_generators, x_held.shape[1]),
         held_sizes=torch.tensor([len(d) for d in held_out]),
-        generators=[torch.Generator().manual_seed(s) for s in seeds],
+        streams=make_streams(streams, seeds, [len(d) for d in train], device),
         precision=resolve(precision, device),
     )
     best = {k: v.detach().clone() for k, v in stack.trainable.items()}
