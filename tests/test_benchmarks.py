@@ -99,3 +99,20 @@ def test_the_plain_flow_loop_trains_the_engines_loss(run_module):
     assert ensemble.user_loss(member, x, z, ones, noise).item() == pytest.approx(
         expected.item(), rel=1e-5
     )
+
+
+def test_ensemble_times_only_the_ways_asked_for_and_refuses_unknown_ones():
+    command = [sys.executable, str(BENCHMARKS / "ensemble.py"), "--model", "diffusion"]
+    toy = ["--members", "2", "--steps", "2", "--n", "40"]
+    result = subprocess.run(
+        command + toy + ["--ways", "ensemble,plain_loop"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    timed = [line.split()[0] for line in result.stdout.splitlines() if " s " in line]
+    assert timed == ["ensemble", "plain_loop"]
+    assert re.fullmatch(rf"speedup_vs_plain_loop={RATIO}", result.stdout.splitlines()[-1])
+    refused = subprocess.run(command + ["--ways", "ensemble,loop"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "unknown loop" in refused.stderr
