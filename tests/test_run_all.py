@@ -111,6 +111,27 @@ def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):
     pd.testing.assert_frame_equal(resumed, numbers(reference))
 
 
+def test_a_terminated_run_says_so_and_keeps_its_rows(tmp_path):
+    """SIGTERM (a scheduler's pre-emption) stops the run as Ctrl-C does: exit 143."""
+    process = subprocess.Popen(
+        [sys.executable, "run_all.py", *SUBSET, "--jobs", "1", "--out", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cache = tmp_path / "results" / "cache" / "smoke"
+    deadline = time.monotonic() + 120
+    while not any(cache.glob("*/rows/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert "terminated: finished rows are saved" in stderr
+    assert any(cache.glob("*/rows/*.json"))
+    assert not (tmp_path / "results" / "results.csv").exists()
+
+
 def test_another_precision_trains_anew(tmp_path):
     first = run_all(*SUBSET, "--precision", "float32", "--out", str(tmp_path))
     assert "networks trained in float32" in first.stdout

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -136,6 +140,29 @@ def _check_backend(args, parser) -> Backend:
     return Backend(args.backend, args.jobs, args.scheduler)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``kill``, a batch scheduler's pre-emption or time limit); an
+    interrupt, so that nothing records it as a failed model and the workers stop."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread, so that the run
+    stops as on Ctrl-C: workers are shut down and the finished rows are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     """Run ``run_all.py`` with ``argv``; ``root`` is the default ``--out`` (the working
     directory when ``None``). Returns the exit status."""
@@ -159,13 +186,15 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         flush=True,
     )
     try:
-        summary = execute(plan, store, settings, backend, use_cache=not args.no_cache)
-    except KeyboardInterrupt:
+        with _terminate_as_interrupt():
+            summary = execute(plan, store, settings, backend, use_cache=not args.no_cache)
+    except KeyboardInterrupt as stop:
+        word, status = ("terminated", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
         print(
-            "\ninterrupted: finished rows are saved; rerun the same command to resume",
+            f"\n{word}: finished rows are saved; rerun the same command to resume",
             file=sys.stderr,
         )
-        return 130
+        return status
     frame = assemble(plan, store)
     failed = int((frame.status == "failed").sum())
     print(
