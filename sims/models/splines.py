@@ -30,11 +30,14 @@ from sims.models.base import LOG_2PI, run_layers
 
 
 @functools.cache
-def _squash_scales(bins: int, slope: float) -> tuple[float, ...]:
+def _squash_scales(bins: int, slope: float, device: torch.device, dtype: torch.dtype) -> Tensor:
     """zuko's squashing v / (1 + |a v|) of the unconstrained parameters, a per parameter:
-    2 / log(slope) for the 2K widths and heights, 1 / log(slope) for the K - 1 derivatives."""
+    2 / log(slope) for the 2K widths and heights, 1 / log(slope) for the K - 1 derivatives.
+    Kept per device, so that no training step copies it from the host (on a GPU, a copy
+    would wait for the device)."""
     log_slope = math.log(slope)
-    return (2 / log_slope,) * (2 * bins) + (1 / log_slope,) * (bins - 1)
+    scales = (2 / log_slope,) * (2 * bins) + (1 / log_slope,) * (bins - 1)
+    return torch.tensor(scales, device=device, dtype=dtype)
 
 
 def rational_quadratic(
@@ -53,7 +56,7 @@ def rational_quadratic(
         y (..., F) and log dy/dx (..., F), 0 outside the bound.
     """
     bins = (parameters.shape[-1] + 1) // 3
-    scales = parameters.new_tensor(_squash_scales(bins, slope))
+    scales = _squash_scales(bins, slope, parameters.device, parameters.dtype)
     parameters = parameters / (1 + (parameters * scales).abs())
     sizes = parameters[..., : 2 * bins].unflatten(-1, (2, bins))
     # softmax over the bins of the widths and of the heights at once
