@@ -17,6 +17,7 @@ import pytest
 from sims.experiments import EXPERIMENTS
 from sims.runner.cli import main
 from sims.runner.run import CONTRACT_COLUMNS
+from sims.runner.tasks import local_device
 
 ROOT = Path(__file__).resolve().parents[1]
 # a small sweep: 2 methods x 2 n_t of flows at smoke size, transfer pre-trained first
@@ -66,6 +67,7 @@ def test_smoke_profile_writes_every_output(tmp_path):
     assert set(frame.precision) <= {"float32", "bfloat16"}
     full_batch = frame.model.isin(["linear_gaussian", "linear_score"])
     assert (frame[full_batch].precision == "float32").all()
+    assert set(frame.device) == {local_device("auto")}
     report = (tmp_path / "results" / "report.md").read_text()
     for experiment in EXPERIMENTS:
         for suffix in ("png", "pdf"):

@@ -99,7 +99,8 @@ def ensemble_task(
 
     Returns, per cell, one row per seed: ``status`` (``ok``, or ``failed`` with the reason
     in ``error``), the errors of ``sims.evaluation.evaluate``, ``n_train``, ``best_step``,
-    ``precision`` (of the networks' products in training), ``seconds`` (the model's share
+    ``precision`` (of the networks' products in training), ``device`` (``cpu`` or ``cuda``,
+    which also decides the members' random streams), ``seconds`` (the model's share
     of the training time plus its own evaluation time) and, for cells that keep samples,
     ``samples`` (model and truth draws as nested lists).
     """
@@ -126,6 +127,7 @@ def ensemble_task(
         for row in rows[-1]:
             row["seconds"] += training_seconds
             row["precision"] = precision
+            row["device"] = training.device
     return rows
 
 
