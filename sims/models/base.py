@@ -64,7 +64,11 @@ class DensityModel(TrainedModel):
         return self.log_prob(self.as_input(x), self.as_input(z)).to("cpu", torch.float64)
 
 
-def _weight(layer: nn.Linear) -> Tensor:
+_LINEAR_LAYERS = (nn.Linear, zuko.nn.Linear)
+"""torch's linear layers (zuko's masked ones among them) and zuko's own."""
+
+
+def _weight(layer: nn.Module) -> Tensor:
     """The weight a linear layer multiplies by: zuko's masked layers apply their mask."""
     if isinstance(layer, zuko.nn.MaskedLinear):
         return layer.mask * layer.weight
@@ -81,8 +85,9 @@ def run_layers(layers: nn.Sequential, x: Tensor) -> Tensor:
     # converts every hidden activation forward and back
     h = x.to(dtype)
     for layer in layers:
-        if isinstance(layer, nn.Linear):
-            h = nn.functional.linear(h, _weight(layer).to(dtype), layer.bias.to(dtype))
+        if isinstance(layer, _LINEAR_LAYERS):
+            bias = None if layer.bias is None else layer.bias.to(dtype)
+            h = nn.functional.linear(h, _weight(layer).to(dtype), bias)
         else:
             h = layer(h)
     return h.to(x.dtype)
