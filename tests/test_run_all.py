@@ -134,6 +134,11 @@ def test_a_terminated_run_says_so_and_keeps_its_rows(tmp_path):
     assert not (tmp_path / "results" / "results.csv").exists()
 
 
+def test_samples_of_one_dimension_are_drawn_as_histograms(tmp_path):
+    run_all("--profile", "smoke", "--only", "samples", "--set", "d_x=1", "--out", str(tmp_path))
+    assert (tmp_path / "figures" / "samples.png").stat().st_size > 0
+
+
 def test_another_precision_trains_anew(tmp_path):
     first = run_all(*SUBSET, "--precision", "float32", "--out", str(tmp_path))
     assert "networks trained in float32" in first.stdout

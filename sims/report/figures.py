@@ -228,8 +228,20 @@ def bounds(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
     return figure
 
 
+def _draw_points(axes: plt.Axes, points: np.ndarray, colour, edges: np.ndarray) -> None:
+    """Samples (n, d_x): a scatter of the first two coordinates, or, when d_x = 1, a
+    histogram over the bin ``edges`` that every panel shares."""
+    if points.shape[1] == 1:
+        axes.hist(points[:, 0], bins=edges, density=True, color=colour, alpha=0.6)
+        axes.set(xlabel="$x$", ylabel="density")
+        return
+    axes.scatter(points[:, 0], points[:, 1], s=3, alpha=0.35, color=colour, linewidths=0)
+    axes.set(xlabel="$x_1$", ylabel="$x_2$")
+
+
 def samples(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
-    """Truth against model samples in 2-D: one row per model, truth then each method."""
+    """Truth against model samples (the first two coordinates; a histogram in 1-D): one row
+    per model, truth then each method."""
     kept = frame[frame.samples.notna()] if "samples" in frame else frame.iloc[:0]
     models = sorted(kept.model.unique())
     methods = [m for m in METHODS if m in set(kept.method)]
@@ -249,11 +261,10 @@ def samples(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
             drawn = rows[rows.method == method]
             if not drawn.empty:
                 panels.append((method, np.asarray(drawn.iloc[0].samples["model"]), COLOURS[method]))
+        edges = np.histogram_bin_edges(np.concatenate([p[:, 0] for _, p, _ in panels]), bins=40)
         for axes, (title, points, colour) in zip(axes_row, panels, strict=False):
-            axes.scatter(points[:, 0], points[:, 1], s=3, alpha=0.35, color=colour, linewidths=0)
+            _draw_points(axes, points, colour, edges)
             axes.set_title(f"{model}: {title}" if title != "truth" else "truth", fontsize="medium")
-            axes.set_xlabel("$x_1$")
-            axes.set_ylabel("$x_2$")
     n_t = ", ".join(str(n) for n in sorted(kept.n_target.unique()))
     figure.suptitle(f"{experiment.name}: one seed, n_t = {n_t}", fontsize="medium")
     figure.tight_layout()
