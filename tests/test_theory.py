@@ -183,6 +183,9 @@ def test_crossover_check_fails_when_off_by_more_than_a_factor_1_5():
     assert checks.crossover("crossover", Interval(4500, 3000, 6000), 4000).passed
     assert not checks.crossover("crossover", Interval(8000, 6000, 9000), 4000).passed
     assert not checks.crossover("crossover", Interval(math.nan, 0, 0), 4000).passed
+    assert not checks.crossover("crossover", Interval(2000, 1500, 2600), 4000).passed
+    # a few noisy seeds cannot reject the prediction: the interval reaches the band
+    assert checks.crossover("noisy", Interval(523, 480, 930), 800).passed
 
 
 def test_ordering_and_path_bound_checks_fail_on_planted_violations():
