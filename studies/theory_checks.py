@@ -131,9 +131,8 @@ def main() -> int:
         (tables / f"{name}.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
         (tables / f"{name}.tex").write_text(table.to_latex(index=False, float_format="%.4g"))
         print(f"\n## {name}\n\n" + table.to_markdown(index=False, floatfmt=".4g"))
-    failures = checks.failed(found)
-    print(f"\n{len(failures)} must-hold check(s) failed")
-    return 1 if failures else 0
+    print(f"\n{checks.summary(found)}")
+    return 1 if checks.failed(found) else 0
 
 
 if __name__ == "__main__":

@@ -189,8 +189,9 @@ def test_crossover_check_fails_when_off_by_more_than_a_factor_1_5():
 
 
 def test_ordering_and_path_bound_checks_fail_on_planted_violations():
-    assert checks.ordering("oracle <= scratch", pd.Series([0.1]), pd.Series([0.2])).passed
-    assert not checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2])).passed
+    tight = pd.Series([0.2, 0.2001])
+    assert checks.ordering("oracle <= scratch", tight - 0.1, tight).passed
+    assert checks.ordering("oracle <= scratch", tight + 0.1, tight).verdict == checks.FAIL
     noisy = pd.Series([0.1, 0.5])
     assert checks.ordering("within noise", noisy, pd.Series([0.25, 0.26])).passed
     bound = pd.DataFrame({"kl_sampler": [0.1, 0.2], "path_kl_bound": [0.15, 0.25]})
@@ -202,10 +203,41 @@ def test_ordering_and_path_bound_checks_fail_on_planted_violations():
 def test_candidate_checks_never_fail_the_run(tmp_path):
     report = [
         checks.slope("slope", Interval(-0.4, -0.5, -0.3), candidate=-0.9),
-        checks.in_band("calibration", pd.Series([1.0])),
+        checks.in_band("calibration", pd.Series([1.0, 1.01])),
     ]
-    assert not report[0].passed and checks.failed(report) == []
+    assert report[0].verdict == checks.FAIL and checks.failed(report) == []
     checks.write(report, tmp_path / "checks.csv")
     written = pd.read_csv(tmp_path / "checks.csv")
-    assert list(written.columns) == ["name", "kind", "figure", "limit", "passed", "detail"]
+    assert list(written.columns) == ["name", "kind", "figure", "limit", "verdict", "detail"]
     assert list(written.kind) == ["candidate", "must_hold"]
+    assert list(written.verdict) == ["fail", "pass"]
+
+
+def test_a_single_seed_makes_a_statistical_check_not_assessable(tmp_path):
+    """One seed has no standard error (and one seed per cell no bootstrap interval): the
+    check is reported, not assessable, and neither passes nor fails the run, however far
+    its figure lies from the limit."""
+    far = checks.in_band("calibration", pd.Series([0.64], dtype="Float64"))  # as a run's rows
+    near = checks.in_band("transfer", pd.Series([1.0]))
+    worse = checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2]))
+    mixed = checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2, 0.21]))
+    point = checks.crossover("crossover", Interval(8000, 8000, 8000), 4000)
+    assert checks.slope("slope", Interval(-0.4, -0.4, -0.4), -0.9).verdict == "not assessable"
+    unassessed = [far, near, worse, mixed, point]
+    assert all(c.verdict == checks.NOT_ASSESSABLE and not c.passed for c in unassessed)
+    assert far.figure == pytest.approx(0.64) and worse.figure == pytest.approx(0.1)
+    assert far.detail == "1 seed: no standard error"
+    assert mixed.detail == "1 seed and 2 seeds: no standard error"
+    assert "no spread over seeds" in point.detail
+    # an undefined crossover still fails: no resampling of any seed gave one
+    undefined = checks.crossover("crossover", Interval(math.nan, math.nan, math.nan), 4000)
+    report = [checks.pinsker(rows([0.02], [0.05])), *unassessed, undefined]
+    assert checks.failed(report) == [undefined]
+    assert checks.summary(report) == (
+        "1 of 7 must-hold checks pass, 1 failed, "
+        "5 not assessable (too few seeds to estimate their noise)"
+    )
+    assert checks.summary(report[:1]) == "1 of 1 must-hold checks pass"
+    checks.write(report, tmp_path / "checks.csv")
+    written = pd.read_csv(tmp_path / "checks.csv")
+    assert list(written.verdict) == ["pass", *["not assessable"] * 5, "fail"]

@@ -4,11 +4,16 @@ Two kinds are kept apart:
 - ``must_hold``: a failure means a bug or a wrong claim (``run_all.py --check`` exits 1);
 - ``candidate``: a fitted slope beside a candidate slope, reported as consistent or not,
   never failing a run.
+
+Each check has a verdict: ``pass``, ``fail``, or ``not assessable`` for a statistical check
+whose noise cannot be estimated (fewer than 2 seeds: no standard error, no bootstrap
+interval); a check that is not assessable neither passes nor fails a run.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,25 +27,42 @@ MUST_HOLD, CANDIDATE = "must_hold", "candidate"
 CALIBRATION_BAND = (0.85, 1.15)
 CROSSOVER_FACTOR = 1.5
 N_SE = 3.0  # a statistical check fails only beyond this many standard errors
+PASS, FAIL, NOT_ASSESSABLE = "pass", "fail", "not assessable"
 
 
 def _mean_se(values: pd.Series) -> tuple[float, float]:
-    """Mean over seeds and its standard error (0 for a single value)."""
+    """Mean over seeds and its standard error (NaN for fewer than 2 values)."""
     mean = float(values.mean())
-    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
     return mean, se
+
+
+def _seeds(count: int) -> str:
+    """``count`` seeds in words: "1 seed", "3 seeds"."""
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def _verdict(holds: bool) -> str:
+    """The verdict of a check that can be assessed."""
+    return PASS if holds else FAIL
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check: its name and kind, the measured figure, the limit, and the verdict."""
+    """One check: its name and kind, the measured figure, the limit, the verdict (``PASS``,
+    ``FAIL`` or ``NOT_ASSESSABLE``) and why."""
 
     name: str
     kind: str
     figure: float
     limit: str
-    passed: bool
+    verdict: str
     detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the verdict is ``PASS`` (a check that is not assessable has not passed)."""
+        return self.verdict == PASS
 
 
 def pinsker(frame: pd.DataFrame, n_se: float = 4.0) -> Check:
@@ -55,60 +77,66 @@ def pinsker(frame: pd.DataFrame, n_se: float = 4.0) -> Check:
         MUST_HOLD,
         count,
         f"0 rows with TV > sqrt(KL/2) beyond {n_se:g} se",
-        count == 0,
+        _verdict(count == 0),
         f"{len(frame)} rows",
     )
 
 
 def in_band(name: str, ratios: pd.Series, band=CALIBRATION_BAND) -> Check:
     """The mean of ``ratios`` (over seeds) is consistent with ``band``: within ``N_SE``
-    standard errors of it, so that a handful of seeds does not fail a correct run."""
+    standard errors of it, so that a handful of seeds does not fail a correct run. Not
+    assessable on a single seed, which has no standard error."""
     mean, se = _mean_se(ratios)
     low, high = band
-    passed = low - N_SE * se <= mean <= high + N_SE * se
-    return Check(
-        name,
-        MUST_HOLD,
-        mean,
-        f"in [{low:g}, {high:g}] within {N_SE:g} se",
-        passed,
-        f"se {se:.3g} over {len(ratios)} seeds",
-    )
+    limit = f"in [{low:g}, {high:g}] within {N_SE:g} se"
+    seeds = _seeds(len(ratios))
+    if math.isnan(se):
+        return Check(name, MUST_HOLD, mean, limit, NOT_ASSESSABLE, f"{seeds}: no standard error")
+    holds = low - N_SE * se <= mean <= high + N_SE * se
+    return Check(name, MUST_HOLD, mean, limit, _verdict(holds), f"se {se:.3g} over {seeds}")
 
 
 def crossover(name: str, measured: Interval, predicted: float) -> Check:
     """[formalization] The measured crossover n_s* within a factor 1.5 of kappa n_t: it
     fails when n_s* is undefined, or when its bootstrap interval lies wholly outside
     [kappa n_t / 1.5, 1.5 kappa n_t], so that a handful of seeds does not fail a correct
-    run (as ``in_band`` allows its standard errors)."""
+    run (as ``in_band`` allows its standard errors). A defined n_s* whose interval has no
+    width or no ends (a single seed per cell: every resampling is the sample itself) is not
+    assessable."""
     ratio = measured.value / predicted
     low, high = predicted / CROSSOVER_FACTOR, predicted * CROSSOVER_FACTOR
-    passed = math.isfinite(ratio) and measured.low < high and measured.high > low
+    detail = (
+        f"n_s* = {measured.value:.0f} [{measured.low:.0f}, {measured.high:.0f}], "
+        f"predicted {predicted:.0f}"
+    )
+    if not math.isfinite(ratio):
+        verdict = FAIL
+    elif not measured.low < measured.high:
+        verdict, detail = NOT_ASSESSABLE, f"{detail}: no spread over seeds to form an interval"
+    else:
+        verdict = _verdict(measured.low < high and measured.high > low)
     return Check(
         name,
         MUST_HOLD,
         ratio,
         f"measured / predicted in [1/{CROSSOVER_FACTOR:g}, {CROSSOVER_FACTOR:g}], "
         "or its interval reaching it",
-        passed,
-        f"n_s* = {measured.value:.0f} [{measured.low:.0f}, {measured.high:.0f}], "
-        f"predicted {predicted:.0f}",
+        verdict,
+        detail,
     )
 
 
 def ordering(name: str, better: pd.Series, worse: pd.Series) -> Check:
     """The mean error of ``better`` (e.g. oracle) does not exceed that of ``worse``
-    (scratch) beyond ``N_SE`` standard errors of the difference of the two means."""
+    (scratch) beyond ``N_SE`` standard errors of the difference of the two means. Not
+    assessable when either has a single seed, which has no standard error."""
     (mean_better, se_better), (mean_worse, se_worse) = _mean_se(better), _mean_se(worse)
     gap, se = mean_better - mean_worse, math.hypot(se_better, se_worse)
-    return Check(
-        name,
-        MUST_HOLD,
-        gap,
-        f"mean KL difference <= {N_SE:g} se",
-        gap <= N_SE * se,
-        f"se {se:.3g}",
-    )
+    limit = f"mean KL difference <= {N_SE:g} se"
+    if math.isnan(se):
+        seeds = f"{_seeds(len(better))} and {_seeds(len(worse))}"
+        return Check(name, MUST_HOLD, gap, limit, NOT_ASSESSABLE, f"{seeds}: no standard error")
+    return Check(name, MUST_HOLD, gap, limit, _verdict(gap <= N_SE * se), f"se {se:.3g}")
 
 
 def path_bound(frame: pd.DataFrame, n_se: float = 4.0, tolerance: float = 1e-6) -> Check:
@@ -122,22 +150,21 @@ def path_bound(frame: pd.DataFrame, n_se: float = 4.0, tolerance: float = 1e-6) 
         MUST_HOLD,
         shortfall,
         f"max(kl_sampler - path_kl_bound - {n_se:g} se) <= {tolerance:g}",
-        shortfall <= tolerance,
+        _verdict(shortfall <= tolerance),
         f"{len(frame)} rows",
     )
 
 
 def slope(name: str, fitted: Interval, candidate: float) -> Check:
     """[candidate] A fitted slope beside the candidate slope; consistent when the bootstrap
-    interval covers it. Reported, never failing."""
-    return Check(
-        name,
-        CANDIDATE,
-        fitted.value,
-        f"candidate {candidate:.3f}",
-        fitted.covers(candidate),
-        f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}]",
-    )
+    interval covers it, not assessable when the interval has no width (a single seed per
+    cell). Reported, never failing."""
+    detail = f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}]"
+    if fitted.low < fitted.high:
+        verdict = _verdict(fitted.covers(candidate))
+    else:
+        verdict, detail = NOT_ASSESSABLE, f"{detail}: no spread over seeds"
+    return Check(name, CANDIDATE, fitted.value, f"candidate {candidate:.3f}", verdict, detail)
 
 
 def table(checks: list[Check]) -> pd.DataFrame:
@@ -152,5 +179,19 @@ def write(checks: list[Check], path: Path) -> None:
 
 
 def failed(checks: list[Check]) -> list[Check]:
-    """The must-hold checks that failed."""
-    return [c for c in checks if c.kind == MUST_HOLD and not c.passed]
+    """The must-hold checks that failed (not those that are not assessable)."""
+    return [c for c in checks if c.kind == MUST_HOLD and c.verdict == FAIL]
+
+
+def summary(checks: list[Check]) -> str:
+    """The verdict on the must-hold checks in one line, e.g. "19 of 22 must-hold checks
+    pass, 3 not assessable (too few seeds to estimate their noise)": how many pass, then how
+    many failed and how many are not assessable, where there are any."""
+    must_hold = [c for c in checks if c.kind == MUST_HOLD]
+    counts = Counter(c.verdict for c in must_hold)
+    line = f"{counts[PASS]} of {len(must_hold)} must-hold checks pass"
+    if counts[FAIL]:
+        line += f", {counts[FAIL]} failed"
+    if counts[NOT_ASSESSABLE]:
+        line += f", {counts[NOT_ASSESSABLE]} not assessable (too few seeds to estimate their noise)"
+    return line

@@ -20,9 +20,11 @@ from theory.verdict import judge
 
 @dataclass(frozen=True)
 class Verdict:
-    """The checks of a run as printable text, and how many must-hold checks failed."""
+    """The checks of a run as printable text, the one-line summary of the must-hold checks
+    (``theory.checks.summary``), and how many of them failed."""
 
     table: str
+    summary: str
     failures: int
 
 
@@ -35,8 +37,9 @@ def write_outputs(frame: pd.DataFrame, plan: Plan, out: Path) -> Verdict:
     found, slopes = judge(rows)
     slopes.to_csv(results / "slopes.csv", index=False)
     theory_checks.write(found, results / "checks.csv")
-    check_table = theory_checks.table(found)
-    write_table(check_table, tables_dir, "checks")
+    check_table, summary = theory_checks.table(found), theory_checks.summary(found)
+    checks_markdown, _ = write_table(check_table, tables_dir, "checks")
+    checks_markdown.write_text(f"{summary}.\n\n{checks_markdown.read_text()}")
     write_table(slopes, tables_dir, "slopes")
     experiments = [get_experiment(name) for name in plan.cells]
     figures, tables = {}, {}
@@ -49,6 +52,6 @@ def write_outputs(frame: pd.DataFrame, plan: Plan, out: Path) -> Verdict:
                 figures[experiment.name] = f"No figure: {reason}."
             table = experiment_table(subset)
             tables[experiment.name] = write_table(table, tables_dir, experiment.name)
-    write_report(results / "report.md", experiments, figures, tables, check_table, rows)
-    text = check_table[["name", "kind", "figure", "limit", "passed"]].to_string(index=False)
-    return Verdict(text, len(theory_checks.failed(found)))
+    write_report(results / "report.md", experiments, figures, tables, check_table, summary, rows)
+    text = check_table[["name", "kind", "figure", "limit", "verdict"]].to_string(index=False)
+    return Verdict(text, summary, len(theory_checks.failed(found)))

@@ -20,11 +20,12 @@ def write_report(
     figures: dict[str, list[Path] | str],
     tables: dict[str, list[Path]],
     checks: pd.DataFrame,
+    summary: str,
     frame: pd.DataFrame,
 ) -> None:
     """Write the report to ``path``: per experiment its description, figure links (or why
-    there is no figure: a string) and table links; then the checks table and the failed
-    rows."""
+    there is no figure: a string) and table links; then the one-line ``summary`` of the
+    must-hold checks, the checks table and the failed rows."""
     base = path.parent
     failed = frame[frame.status == "failed"]
     lines = [
@@ -54,13 +55,13 @@ def write_report(
                 f"([LaTeX]({_link(latex, base)})): each cell's errors, mean [95 % interval].",
             ]
         lines.append("")
-    must = checks[checks.kind == "must_hold"]
     lines += [
         "## Checks",
         "",
-        f"{int((~must.passed).sum())} of {len(must)} must-hold checks failed; candidate slopes "
-        "are reported beside their candidates and never fail a run "
-        "([checks.md](tables/checks.md), [slopes.md](tables/slopes.md)).",
+        f"{summary}. A statistical check is not assessable when its noise cannot be "
+        "estimated (a single seed has no standard error and no bootstrap interval); it neither "
+        "passes nor fails the run. Candidate slopes are reported beside their candidates and "
+        "never fail a run ([checks.md](tables/checks.md), [slopes.md](tables/slopes.md)).",
         "",
         checks.to_markdown(index=False, floatfmt=".4g"),
         "",

@@ -207,7 +207,6 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     print(f"wrote {args.out / 'results'} and {args.out / 'figures'}")
     if args.check:
         print(verdict.table)
-        if verdict.failures:
-            print(f"{verdict.failures} must-hold check(s) failed", file=sys.stderr)
-            return 1
+        print(verdict.summary, file=sys.stderr if verdict.failures else sys.stdout)
+        return 1 if verdict.failures else 0
     return 0
