@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, stack_module_state, vmap
 
 from sims.generators.seeding import seeded_generator
 from sims.models.base import TrainedModel
 from sims.models.precision import networks_in, resolve
+from sims.models.stacked import call_each, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -132,14 +132,9 @@ class _Stack:
     def __init__(
         self, models: Sequence[TrainedModel], trainable: Callable[[str], bool], device: str
     ):
-        if len({type(m) for m in models}) != 1:
-            raise ValueError("an ensemble needs members of one architecture")
         _reuse_freed_memory()
         self.models = models
-        self.base = copy.deepcopy(models[0]).to(device)
-        params, buffers = stack_module_state(list(models))
-        params = {k: v.detach().to(device) for k, v in params.items()}
-        self.buffers = {k: v.to(device) for k, v in buffers.items()}
+        self.base, params, self.buffers = stacked_state(models, device)
         self.trainable = {k: v.requires_grad_() for k, v in params.items() if trainable(k)}
         self.frozen = {k: v for k, v in params.items() if not trainable(k)}
         self.dtype = next(iter(params.values())).dtype
@@ -175,12 +170,8 @@ class _Stack:
     def losses(self, x: Tensor, z: Tensor | None, weights: Tensor, noise: Tensor) -> Tensor:
         """Each member's training loss on its own rows and noise, (E,)."""
 
-        def member(params, buffers, x, z, weights, noise):
-            return functional_call(self.base, (params, buffers), (x, z, weights, noise))
-
         params = self.trainable | self.frozen
-        in_dims = (0, 0, 0, None if z is None else 0, 0, 0)
-        return vmap(member, in_dims=in_dims)(params, self.buffers, x, z, weights, noise)
+        return call_each(self.base, params, self.buffers, x, z, weights, noise)
 
     def noise(self, generators: Sequence[torch.Generator], *shape: int) -> Tensor:
         """(*shape[:-1], E, shape[-1], noise_features) standard normal noise on the device,

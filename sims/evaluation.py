@@ -4,25 +4,36 @@ Density models (flows, the linear-Gaussian model) are scored by KL, TV and squar
 Hellinger over fresh truth samples. Score models are scored by the exact score error, the
 path bound, the same divergences computed with the probability-flow ODE likelihood at
 tau_0, and sample-only distances of reverse-SDE samples to fresh truth samples.
+
+The models of one ensemble are evaluated together (``evaluate_ensemble``): their networks
+run stacked in one ``vmap`` on the device (``sims.models.stacked``), each on its own truth
+samples and noise, so that a model's row is the one it gets alone; only the likelihood ODE's
+adaptive steps are shared, and they meet every member's tolerances.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from sims.diffusion.bounds import bound_from, prior_kl, score_error
-from sims.diffusion.likelihood import ode_log_prob
+from sims.diffusion.bounds import bound_from, prior_kl, score_errors
+from sims.diffusion.likelihood import ode_log_prob, rademacher
 from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
-from sims.diffusion.sampling import reverse_sde_sample
+from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
+from sims.generators.seeding import seeded_generator
+from sims.generators.tasks import Task
 from sims.methods import Fitted, Member
-from sims.metrics import divergences, linear_gaussian_kl, mmd, sliced_w2
+from sims.metrics import linear_gaussian_kl, log_ratio_divergences, mmd, sliced_w2, truth_points
 from sims.models.linear_gaussian import LinearGaussianModel, linear_fit
 from sims.models.scores import LinearScoreModel, ScoreModel
+from sims.models.stacked import StackedModels
 
 EVALUATION_SEED_OFFSET = 2**31  # keeps evaluation samples apart from every training sample
+ROWS_PER_CALL = 2**16  # rows of all members together per call of the density models
 
 
 def _columns(row: dict, name: str, estimate) -> None:
@@ -49,27 +60,140 @@ class EvaluationSizes:
 
 
 def evaluate(
-    fitted: Fitted, member: Member, sizes: EvaluationSizes = EvaluationSizes()
+    fitted: Fitted, member: Member, sizes: EvaluationSizes = EvaluationSizes(), device="cpu"
 ) -> dict[str, float]:
-    """KL, TV and squared Hellinger (each with its standard error) from the target's truth
-    to the model, over ``sizes.n_kl`` fresh truth samples (score models: see
-    ``evaluate_score_model``); ``kl_exact`` too where it has a closed form."""
-    if isinstance(fitted.model, ScoreModel):
-        return evaluate_score_model(fitted.model, member, sizes)
-    truth = member.pair.target
-    seed = EVALUATION_SEED_OFFSET + member.seed
-    row = {}
-    log_prob = fitted.model.truth_log_prob
-    for name, estimate in divergences(truth, log_prob, sizes.n_kl, seed).items():
-        _columns(row, name, estimate)
-    if isinstance(fitted.model, LinearGaussianModel):
-        p = truth.params
-        fit = fitted.model.conditional()
-        exact = linear_gaussian_kl(
-            p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
-        )
-        row["kl_exact"] = exact.item()
-    return row
+    """One model's row of ``evaluate_ensemble``."""
+    return evaluate_ensemble([fitted], [member], sizes, device)[0]
+
+
+def evaluate_ensemble(
+    fitted: Sequence[Fitted],
+    members: Sequence[Member],
+    sizes: EvaluationSizes = EvaluationSizes(),
+    device: str = "cpu",
+) -> list[dict[str, float]]:
+    """The errors of E models of one architecture, model i against the target of
+    ``members[i]``, each with its standard error; their networks run together on ``device``.
+
+    Density models: KL, TV and squared Hellinger from the target's truth to the model over
+    ``sizes.n_kl`` fresh truth samples, and ``kl_exact`` where it has a closed form.
+
+    Score models: ``kl`` (= ``kl_ode``), ``tv``, ``hellinger2`` by the probability-flow
+    likelihood at tau_0 over ``sizes.n_ode`` truth samples; ``score_err``: int beta
+    E|s - grad log p|^2; ``path_kl_bound``: KL(p_1 || N(0, I)) + score_err / 2; ``sw2``,
+    ``mmd``: ``sizes.n_samples`` reverse-SDE samples against as many fresh truth samples
+    at tau_0, on (z, x) for conditional tasks; for the linear score, the exact KLs of
+    ``exact_sampler_kls``.
+    """
+    models = [f.model for f in fitted]
+    stacked = StackedModels(models, device)
+    truths = [m.pair.target for m in members]
+    seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
+    if isinstance(models[0], ScoreModel):
+        rows = _score_model_rows(stacked, models[0], truths, seeds, sizes)
+        if isinstance(models[0], LinearScoreModel):
+            for row, model, member in zip(rows, models, members, strict=True):
+                row |= exact_sampler_kls(model, member, sizes.sampler_steps)
+        return rows
+    z, x, log_p = _stacked_points(truths, seeds, sizes.n_kl, 0.0)
+    rows = _divergence_rows(log_p, _by_rows(stacked.log_prob, x, z))
+    if isinstance(models[0], LinearGaussianModel):
+        for row, model, truth in zip(rows, models, truths, strict=True):
+            p, fit = truth.params, model.conditional()
+            exact = linear_gaussian_kl(
+                p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
+            )
+            row["kl_exact"] = exact.item()
+    return rows
+
+
+def _stacked_points(
+    truths: Sequence[Task], seeds: Sequence[int], n: int, tau: float
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Each member's ``truth_points`` stacked: z (E, n, d_z) or ``None``, x (E, n, d_x) and
+    log p_tau (E, n)."""
+    points = [truth_points(t, n, s, tau) for t, s in zip(truths, seeds, strict=True)]
+    z = None if points[0][0] is None else torch.stack([p[0] for p in points])
+    return z, torch.stack([p[1] for p in points]), torch.stack([p[2] for p in points])
+
+
+def _by_rows(function: Callable, x: Tensor, z: Tensor | None) -> Tensor:
+    """``function(x, z)`` for x (E, N, d_x), z (E, N, d_z) or ``None``, in slices of rows of
+    at most ``ROWS_PER_CALL`` over all members; (E, N, ...) on the CPU."""
+    rows = max(1, ROWS_PER_CALL // x.shape[0])
+    parts = [
+        function(x[:, i : i + rows], None if z is None else z[:, i : i + rows]).cpu()
+        for i in range(0, x.shape[1], rows)
+    ]
+    return torch.cat(parts, 1)
+
+
+def _divergence_rows(log_p: Tensor, log_q: Tensor) -> list[dict[str, float]]:
+    """KL, TV and squared Hellinger of each member from log p and log q (E, n)."""
+    rows = []
+    for p, q in zip(log_p, log_q, strict=True):
+        row = {}
+        for name, estimate in log_ratio_divergences(p, q).items():
+            _columns(row, name, estimate)
+        rows.append(row)
+    return rows
+
+
+def _score_model_rows(
+    stacked: StackedModels,
+    model: ScoreModel,
+    truths: Sequence[Task],
+    seeds: Sequence[int],
+    sizes: EvaluationSizes,
+) -> list[dict[str, float]]:
+    """The diffusion columns of ``evaluate_ensemble`` for the score models ``stacked``
+    (``model`` is one of them, for the SDE and tau_0 they share)."""
+    tau0, sde, device = model.tau0, model.sde, stacked.device
+    errors = score_errors(stacked.score, truths, seeds, tau0, sizes.n_score)
+
+    z, x, log_p = _stacked_points(truths, seeds, sizes.n_ode, tau0)
+    probe = torch.stack(
+        [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in seeds]
+    )
+    on_device = lambda t: None if t is None else t.to(device)  # noqa: E731
+    log_q = ode_log_prob(
+        stacked.score,
+        sde,
+        x.to(device),
+        on_device(z),
+        tau0,
+        rtol=1e-5,
+        atol=1e-5,
+        probe=probe.to(device),
+    ).cpu()
+    rows = _divergence_rows(log_p, log_q)
+
+    n = sizes.n_samples
+    conditions = [t.sample(n, s + 1, tau0)[0] for t, s in zip(truths, seeds, strict=True)]
+    z = None if conditions[0] is None else torch.stack(conditions)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    with torch.no_grad():
+        samples = reverse_sde_samples(
+            stacked.score,
+            sde,
+            n,
+            x.shape[-1],
+            on_device(z),
+            tau0,
+            sizes.sampler_steps,
+            generators,
+            device=device,
+        ).cpu()
+    joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
+    for i, (row, truth, seed) in enumerate(zip(rows, truths, seeds, strict=True)):
+        row["kl_ode"] = row["kl"]
+        _columns(row, "score_err", errors[i])
+        _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), errors[i]))
+        drawn = joint(None if z is None else z[i], samples[i])
+        fresh = joint(*truth.sample(n, seed + 2, tau0))
+        _columns(row, "sw2", sliced_w2(drawn, fresh, seed=seed))
+        _columns(row, "mmd", mmd(drawn, fresh))
+    return rows
 
 
 def _score_function(model: ScoreModel):
@@ -79,49 +203,6 @@ def _score_function(model: ScoreModel):
         return model.score(model.as_input(x), model.as_input(z), tau).to(x)
 
     return score
-
-
-def evaluate_score_model(
-    model: ScoreModel, member: Member, sizes: EvaluationSizes = EvaluationSizes()
-) -> dict[str, float]:
-    """The diffusion columns of a results row, each with its standard error.
-
-    ``kl`` (= ``kl_ode``), ``tv``, ``hellinger2``: by the probability-flow likelihood at
-    tau_0 over ``sizes.n_ode`` truth samples; ``score_err``: int beta E|s - grad log p|^2;
-    ``path_kl_bound``: KL(p_1 || N(0, I)) + score_err / 2; ``sw2``, ``mmd``:
-    ``sizes.n_samples`` reverse-SDE samples against as many fresh truth samples at tau_0,
-    on (z, x) for conditional tasks.
-    """
-    truth, tau0 = member.pair.target, model.tau0
-    seed = EVALUATION_SEED_OFFSET + member.seed
-    score = _score_function(model)
-    n_samples, steps = sizes.n_samples, sizes.sampler_steps
-
-    row = {}
-    error = score_error(score, truth, tau0, sizes.n_score, seed)
-    _columns(row, "score_err", error)
-    _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), error))
-
-    def model_log_prob(x, z):
-        return ode_log_prob(score, model.sde, x, z, tau0, rtol=1e-5, atol=1e-5)
-
-    for name, estimate in divergences(truth, model_log_prob, sizes.n_ode, seed, tau0).items():
-        _columns(row, name, estimate)
-    row["kl_ode"] = row["kl"]
-
-    z, _ = truth.sample(n_samples, seed + 1, tau0)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        samples = reverse_sde_sample(
-            score, model.sde, n_samples, truth.d_x, z, tau0, steps, generator=generator
-        )
-    z_fresh, x_fresh = truth.sample(n_samples, seed + 2, tau0)
-    joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
-    _columns(row, "sw2", sliced_w2(joint(z, samples), joint(z_fresh, x_fresh), seed=seed))
-    _columns(row, "mmd", mmd(joint(z, samples), joint(z_fresh, x_fresh)))
-    if isinstance(model, LinearScoreModel):
-        row |= exact_sampler_kls(model, member, steps)
-    return row
 
 
 def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> dict[str, float]:

@@ -8,7 +8,7 @@ import torch
 from conftest import SMALL_DIMS
 
 from sims.engine import Dataset, MinibatchConfig
-from sims.evaluation import EvaluationSizes, evaluate, evaluate_score_model
+from sims.evaluation import EvaluationSizes, evaluate
 from sims.generators import families, make_task_pair
 from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
 from sims.models.architectures import (
@@ -120,7 +120,7 @@ def test_every_method_trains_score_models(family, method):
     members = make_members(pair, [0], n_target=100, n_source=200)
     fitted = TRAINERS[method](members, TINY_SCORES)[0]
     sizes = EvaluationSizes(n_ode=50, n_samples=100, sampler_steps=50, n_score=200)
-    row = evaluate_score_model(fitted.model, members[0], sizes)
+    row = evaluate(fitted, members[0], sizes)
     assert fitted.failure is None and fitted.n_train == 80
     for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert math.isfinite(row[column]), column

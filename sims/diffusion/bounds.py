@@ -12,11 +12,12 @@ in it: raise ``nodes`` to see it vanish).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from sims.diffusion.sampling import Score
+from sims.diffusion.sampling import Score, one_member
 from sims.generators.tasks import Task
 from sims.metrics import Estimate, divergences
 
@@ -26,20 +27,43 @@ def score_error(
 ) -> Estimate:
     """int beta E |s - grad log p_tau|^2 dtau over [tau_0, 1], in nats, with its standard
     error; z drawn from the truth for conditional tasks."""
-    sde = truth.sde
+    return score_errors(one_member(score), [truth], [seed], tau0, n, nodes)[0]
+
+
+def score_errors(
+    score: Score,
+    truths: Sequence[Task],
+    seeds: Sequence[int],
+    tau0: float = 1e-3,
+    n: int = 2000,
+    nodes: int = 32,
+) -> list[Estimate]:
+    """``score_error`` of E models at once, member i against ``truths[i]`` on the samples
+    of ``seeds[i]`` (the samples a lone ``score_error`` draws).
+
+    Args:
+        score: ``score(x, z, tau)`` for x (E, n, d_x), z (E, n, d_z) or ``None``.
+        truths, seeds: E each; the truths share their dimensions and their SDE.
+    """
+    sde = truths[0].sde
     points, weights = np.polynomial.legendre.leggauss(nodes)
     low = math.log(tau0)
     log_taus = low + (points + 1) * (-low) / 2
-    total, variance = 0.0, 0.0
+    total = torch.zeros(len(truths), dtype=torch.float64)
+    variance = torch.zeros_like(total)
     for i, (log_tau, weight) in enumerate(zip(log_taus, weights * (-low) / 2, strict=True)):
         tau = math.exp(log_tau)
-        z, x = truth.sample(n, seed * nodes + i, tau)
+        drawn = [t.sample(n, s * nodes + i, tau) for t, s in zip(truths, seeds, strict=True)]
+        z = None if drawn[0][0] is None else torch.stack([z for z, _ in drawn])
+        x = torch.stack([x for _, x in drawn])
+        true = torch.stack([t.score(x, z, tau) for t, (z, x) in zip(truths, drawn, strict=True)])
         with torch.no_grad():
-            squared = ((score(x, z, tau) - truth.score(x, z, tau)) ** 2).sum(-1)
+            squared = ((score(x, z, tau).cpu() - true) ** 2).sum(-1)  # (E, n)
         factor = weight * sde.beta(tau) * tau
-        total += factor * squared.mean().item()
-        variance += (factor * squared.std().item()) ** 2 / n
-    return Estimate(float(total), math.sqrt(variance))
+        total += factor * squared.mean(-1)
+        variance += (factor * squared.std(-1)) ** 2 / n
+    pairs = zip(total.tolist(), variance.sqrt().tolist(), strict=True)
+    return [Estimate(value, se) for value, se in pairs]
 
 
 def prior_kl(truth: Task, n: int = 20_000, seed: int = 0) -> Estimate:

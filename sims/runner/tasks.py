@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sims.evaluation import draw_samples, evaluate
+from sims.evaluation import EvaluationSizes, draw_samples, evaluate_ensemble
 from sims.experiments import Profile
 from sims.generators import make_task_pair
 from sims.methods import TRAINERS, Fitted, Member, Training, make_members, pretrain
@@ -98,11 +98,11 @@ def ensemble_task(
     evaluate every model; ``pretrained[i]`` holds cell i's source models, seed by seed.
 
     Returns, per cell, one row per seed: ``status`` (``ok``, or ``failed`` with the reason
-    in ``error``), the errors of ``sims.evaluation.evaluate``, ``n_train``, ``best_step``,
-    ``precision`` (of the networks' products in training), ``device`` (``cpu`` or ``cuda``,
-    which also decides the members' random streams), ``seconds`` (the model's share
-    of the training time plus its own evaluation time) and, for cells that keep samples,
-    ``samples`` (model and truth draws as nested lists).
+    in ``error``), the errors of ``sims.evaluation.evaluate_ensemble``, ``n_train``,
+    ``best_step``, ``precision`` (of the networks' products in training), ``device``
+    (``cpu`` or ``cuda``, which also decides the members' random streams), ``seconds`` (the
+    model's share of the ensemble's training and evaluation time) and, for cells that keep
+    samples, ``samples`` (model and truth draws as nested lists).
     """
     torch.set_num_threads(settings.threads)
     start = time.perf_counter()
@@ -117,42 +117,73 @@ def ensemble_task(
         fitted = TRAINERS[cell.method](flat, training, **options)
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on
         return [[_failed(m.seed, f"training: {error!r}") for m in group] for group in members]
-    training_seconds = (time.perf_counter() - start) / len(flat)
-    precision = training.training_precision()
-    sources = iter(options.get("pretrained", [None] * len(flat)))
-    models = iter(fitted)
-    rows = []
-    for (cell, _), group in zip(unit, members, strict=True):
-        rows.append([_row(next(models), m, next(sources), cell, settings) for m in group])
-        for row in rows[-1]:
-            row["seconds"] += training_seconds
-            row["precision"] = precision
-            row["device"] = training.device
+    sources = options.get("pretrained", [None] * len(flat))
+    rows = _rows(fitted, flat, sources, settings.profile.sizes, training.device)
+    keep = [c.keep_samples for (c, _), group in zip(unit, members, strict=True) for _ in group]
+    for row, f, member, n in zip(rows, fitted, flat, keep, strict=True):
+        if n and row["status"] == "ok":
+            row |= _samples(f, member, n)
+    seconds = (time.perf_counter() - start) / len(flat)
+    shared = {"seconds": seconds, "precision": training.training_precision()}
+    for row in rows:
+        row |= shared | {"device": training.device}
+    return _split(rows, members)
+
+
+def _rows(
+    fitted: list[Fitted],
+    members: list[Member],
+    sources: list[Fitted | None],
+    sizes: EvaluationSizes,
+    device: str,
+) -> list[dict]:
+    """One row per model: failed where its training or pre-training failed, else its
+    errors, the models evaluated together."""
+    rows = [
+        {"seed": m.seed, "n_train": f.n_train, "best_step": f.best_step}
+        for f, m in zip(fitted, members, strict=True)
+    ]
+    failures = [
+        f"pre-training: {s.failure}" if s is not None and s.failure else f.failure
+        for f, s in zip(fitted, sources, strict=True)
+    ]
+    ok = [i for i, failure in enumerate(failures) if not failure]
+    evaluated = _evaluated([fitted[i] for i in ok], [members[i] for i in ok], sizes, device)
+    for i, errors in zip(ok, evaluated, strict=True):
+        rows[i] |= errors
+    for row, member, failure in zip(rows, members, failures, strict=True):
+        if failure:
+            row |= _failed(member.seed, failure)
     return rows
 
 
-def _row(fitted: Fitted, member: Member, source: Fitted | None, cell: Cell, settings) -> dict:
-    started = time.perf_counter()
-    row = {"seed": member.seed, "n_train": fitted.n_train, "best_step": fitted.best_step}
-    failure = fitted.failure
-    if source is not None and source.failure:
-        failure = f"pre-training: {source.failure}"
-    if failure:
-        row |= _failed(member.seed, failure)
-    else:
-        row |= _evaluated(fitted, member, cell, settings)
-    row["seconds"] = time.perf_counter() - started
-    return row
-
-
-def _evaluated(fitted: Fitted, member, cell: Cell, settings: Settings) -> dict:
+def _evaluated(
+    fitted: list[Fitted], members: list[Member], sizes: EvaluationSizes, device: str
+) -> list[dict]:
+    """Each model's errors, evaluated together; where that raises, each model alone, so that
+    only a model that breaks its evaluation is recorded as failed."""
+    if not fitted:
+        return []
     try:
-        row = {"status": "ok", "error": ""} | evaluate(fitted, member, settings.profile.sizes)
-        if not math.isfinite(row["kl"]):
-            return _failed(member.seed, "non-finite KL estimate")
-        if cell.keep_samples:
-            drawn = draw_samples(fitted, member, cell.keep_samples)
-            row["samples"] = {name: array.tolist() for name, array in drawn.items()}
+        rows = evaluate_ensemble(fitted, members, sizes, device)
     except Exception as error:  # a model that breaks its evaluation is recorded as failed
+        if len(fitted) == 1:
+            return [_failed(members[0].seed, f"evaluation: {error!r}")]
+        alone = zip(fitted, members, strict=True)
+        return [row for f, m in alone for row in _evaluated([f], [m], sizes, device)]
+    return [
+        {"status": "ok", "error": ""} | row
+        if math.isfinite(row["kl"])
+        else _failed(m.seed, "non-finite KL estimate")
+        for row, m in zip(rows, members, strict=True)
+    ]
+
+
+def _samples(fitted: Fitted, member: Member, n: int) -> dict:
+    """``n`` model and truth draws as nested lists, under ``samples``; a model that breaks
+    its sampling is recorded as failed."""
+    try:
+        drawn = draw_samples(fitted, member, n)
+    except Exception as error:  # recorded, and the sweep goes on
         return _failed(member.seed, f"evaluation: {error!r}")
-    return row
+    return {"samples": {name: array.tolist() for name, array in drawn.items()}}

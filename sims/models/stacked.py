@@ -1,0 +1,87 @@
+"""Models of one architecture stacked along a leading member dimension, run in one ``vmap``.
+
+``torch.func.stack_module_state`` stacks the members' parameters and buffers, and
+``functional_call`` runs a copy of the first member with member i's own tensors on member
+i's slice of every argument. Whatever the method computes (a loss, a log-density, a score)
+is computed inside the function that ``functional_call`` runs, so that it sees the
+member's parameters and not the copy's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+State = dict[str, Tensor]
+
+
+def stacked_state(models: Sequence[nn.Module], device: str) -> tuple[nn.Module, State, State]:
+    """A copy of the first model on ``device`` (the template ``functional_call`` runs) and
+    the members' parameters (detached) and buffers, each stacked to (E, ...) on ``device``."""
+    if len({type(m) for m in models}) != 1:
+        raise ValueError("an ensemble needs members of one architecture")
+    base = copy.deepcopy(models[0]).to(device)
+    params, buffers = stack_module_state(list(models))
+    params = {k: v.detach().to(device) for k, v in params.items()}
+    return base, params, {k: v.to(device) for k, v in buffers.items()}
+
+
+def call_each(module: nn.Module, params: State, buffers: State, *args) -> Tensor:
+    """``module(*args)`` for every member at once: member i runs with its own ``params`` and
+    ``buffers`` (stacked (E, ...)) on slice i of each tensor argument (E, ...); other
+    arguments (``None``, numbers) go to every member as they are. Returns the outputs
+    stacked (E, ...)."""
+
+    def member(params, buffers, *args):
+        return functional_call(module, (params, buffers), args)
+
+    in_dims = (0, 0) + tuple(0 if isinstance(a, Tensor) else None for a in args)
+    return vmap(member, in_dims=in_dims)(params, buffers, *args)
+
+
+class _Method(nn.Module):
+    """A module whose forward is ``model.<name>``, for ``functional_call``."""
+
+    def __init__(self, model: nn.Module, name: str):
+        super().__init__()
+        self.model, self.name = model, name
+
+    def forward(self, *args):
+        return getattr(self.model, self.name)(*args)
+
+
+class StackedModels:
+    """E trained models of one architecture as one batched model on ``device``, for
+    evaluation: ``score`` and ``log_prob`` take the members' inputs stacked (E, N, ...) as
+    float64 (on any device) and return float64 on ``device``, without gradients to the
+    weights."""
+
+    def __init__(self, models: Sequence[nn.Module], device: str = "cpu"):
+        self.base, params, buffers = stacked_state(models, device)
+        prefixed = lambda state: {f"model.{k}": v for k, v in state.items()}  # noqa: E731
+        self.params, self.buffers = prefixed(params), prefixed(buffers)
+        self.dtype = next(iter(params.values())).dtype
+        self.device = device
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def _call(self, name: str, *args) -> Tensor:
+        inputs = [a.to(self.device, self.dtype) if isinstance(a, Tensor) else a for a in args]
+        output = call_each(_Method(self.base, name), self.params, self.buffers, *inputs)
+        return output.to(torch.float64)
+
+    def log_prob(self, x: Tensor, z: Tensor | None) -> Tensor:
+        """log p_i(x_i | z_i) in nats for x (E, N, d_x) and z (E, N, d_z) or ``None``; (E, N)."""
+        with torch.no_grad():
+            return self._call("log_prob", x, z)
+
+    def score(self, x: Tensor, z: Tensor | None, tau: float) -> Tensor:
+        """s_i(x_i, tau | z_i) for x (E, N, d_x), z (E, N, d_z) or ``None``; (E, N, d_x).
+
+        Differentiable in x (the likelihood ODE takes its divergence)."""
+        return self._call("score", x, z, float(tau))

@@ -1,0 +1,126 @@
+"""Evaluation of an ensemble's models together: each model's row is the one it gets alone."""
+
+import math
+
+import pytest
+import torch
+from conftest import SMALL_DIMS
+
+from sims.diffusion.bounds import score_error, score_errors
+from sims.diffusion.likelihood import ode_log_prob
+from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
+from sims.engine import MinibatchConfig
+from sims.evaluation import EvaluationSizes, evaluate, evaluate_ensemble
+from sims.generators import families, make_task_pair
+from sims.methods import Training, make_members, scratch
+from sims.models.architectures import ARCHITECTURES, FlowArchitecture, ScoreArchitecture
+from sims.models.stacked import StackedModels
+from sims.runner import tasks
+
+TAU0 = 1e-3
+CONFIG = MinibatchConfig(max_steps=40, eval_every=20, batch_size=64)
+FLOWS = Training(FlowArchitecture(hidden=16, transforms=2), CONFIG)
+SCORES = Training(ScoreArchitecture(hidden=16, layers=2), CONFIG)
+LIKELIHOOD_COLUMNS = ("kl", "kl_ode", "tv", "hellinger2")
+SIZES = EvaluationSizes(n_kl=300, n_ode=40, n_samples=60, sampler_steps=30, n_score=50)
+
+
+def two_truths(family):
+    """Members of two truths of ``family`` (as two cells of one ensemble), two seeds each."""
+    members = []
+    for seed in (0, 1):
+        pair = make_task_pair(family, seed=seed, **SMALL_DIMS[family])
+        members += make_members(pair, [seed, seed + 10], n_target=100, n_source=None)
+    return members
+
+
+def stacked_truth_score(truths):
+    """The true scores of ``truths`` as one score of stacked inputs (E, N, d)."""
+
+    def score(x, z, tau):
+        rows = [t.score(x[i], None if z is None else z[i], tau) for i, t in enumerate(truths)]
+        return torch.stack(rows)
+
+    return score
+
+
+@pytest.mark.parametrize("name", ["flow", "diffusion", "linear_gaussian", "linear_score"])
+def test_stacked_models_compute_what_each_model_computes(name):
+    family = "linear_gaussian" if name.startswith("linear") else "mixture"
+    members = two_truths(family)
+    training = {"flow": FLOWS, "diffusion": SCORES}.get(name, Training(ARCHITECTURES[name]))
+    models = [f.model for f in scratch(members, training)]
+    stacked = StackedModels(models)
+    z, x = members[0].pair.target.sample(30, seed=5)
+    xs, zs = x.expand(len(models), -1, -1), z.expand(len(models), -1, -1)
+    if name in ("flow", "linear_gaussian"):
+        alone = torch.stack([m.truth_log_prob(x, z) for m in models])
+        torch.testing.assert_close(stacked.log_prob(xs, zs), alone)
+    else:
+        alone = [m.score(m.as_input(x), m.as_input(z), 0.3).detach().double() for m in models]
+        torch.testing.assert_close(stacked.score(xs, zs, 0.3), torch.stack(alone))
+
+
+@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("training", [FLOWS, SCORES], ids=["flow", "diffusion"])
+def test_an_ensemble_evaluated_together_gives_each_model_its_own_row(family, training):
+    """Members of two truths: every column equals the model's lone row, up to float32
+    reassociation, except the likelihood KLs, whose adaptive ODE steps are shared by the
+    members and so agree within the solver's tolerances (well inside a standard error)."""
+    members = two_truths(family)
+    fitted = scratch(members, training)
+    together = evaluate_ensemble(fitted, members, SIZES)
+    for row, f, member in zip(together, fitted, members, strict=True):
+        alone = evaluate(f, member, SIZES)
+        assert row.keys() == alone.keys()
+        for column, value in alone.items():
+            ode = training is SCORES and column.removesuffix("_se") in LIKELIHOOD_COLUMNS
+            tolerance = 1e-3 * (1 + abs(value)) if ode else 1e-5 * (1 + abs(value))
+            assert row[column] == pytest.approx(value, abs=tolerance), column
+        if training is SCORES:
+            assert abs(row["kl"] - alone["kl"]) < 0.05 * alone["kl_se"]
+
+
+def test_joint_likelihood_ode_meets_each_members_tolerance():
+    """Two truths solved together with their true scores: each member's log-density is
+    exact within the lone solver's 1e-3 nats (test_diffusion), the easier member included."""
+    truths = [make_task_pair("mixture", seed=s, **SMALL_DIMS["mixture"]).target for s in (1, 4)]
+    points = [t.sample(100, seed=0, tau=TAU0) for t in truths]
+    z, x = (torch.stack(parts) for parts in zip(*points, strict=True))
+
+    def exact_prior(y):
+        return torch.stack([t.log_prob(y[i], z[i], 1.0) for i, t in enumerate(truths)])
+
+    estimate = ode_log_prob(stacked_truth_score(truths), truths[0].sde, x, z, TAU0, exact_prior)
+    for i, truth in enumerate(truths):
+        torch.testing.assert_close(estimate[i], truth.log_prob(x[i], z[i], TAU0), atol=1e-3, rtol=0)
+
+
+def test_members_sample_and_score_as_they_do_alone():
+    truths = [make_task_pair("mixture", seed=s, **SMALL_DIMS["mixture"]).target for s in (1, 4)]
+    score = stacked_truth_score(truths)
+    z = torch.stack([t.sample(50, seed=3)[0] for t in truths])
+    generators = [torch.Generator().manual_seed(s) for s in (7, 8)]
+    together = reverse_sde_samples(score, truths[0].sde, 50, 2, z, TAU0, 20, generators)
+    errors = score_errors(lambda x, z, tau: 1.1 * score(x, z, tau), truths, [3, 9], TAU0, 40)
+    for i, (truth, seed) in enumerate(zip(truths, (7, 8), strict=True)):
+        generator = torch.Generator().manual_seed(seed)
+        alone = reverse_sde_sample(
+            truth.score, truth.sde, 50, 2, z[i], TAU0, 20, generator=generator
+        )
+        torch.testing.assert_close(together[i], alone, rtol=0, atol=0)
+        wrong = lambda x, z, tau, t=truth: 1.1 * t.score(x, z, tau)  # noqa: E731
+        assert errors[i] == score_error(wrong, truth, TAU0, 40, (3, 9)[i])
+
+
+def test_a_model_that_breaks_the_ensembles_evaluation_fails_alone():
+    """A score model with NaN weights breaks the joint likelihood ODE: the ensemble is then
+    evaluated model by model, and only the broken one is recorded as failed."""
+    members = two_truths("mixture")
+    fitted = scratch(members, SCORES)
+    with torch.no_grad():
+        next(fitted[1].model.head.parameters()).fill_(math.nan)
+    rows = tasks._evaluated(fitted, members, SIZES, "cpu")
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok", "ok"]
+    assert rows[1]["error"].startswith("evaluation:") and rows[1]["seed"] == 10
+    assert rows[0]["kl"] == pytest.approx(evaluate(fitted[0], members[0], SIZES)["kl"], abs=1e-3)
