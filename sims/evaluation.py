@@ -33,7 +33,7 @@ from sims.models.scores import LinearScoreModel, ScoreModel
 from sims.models.stacked import StackedModels
 
 EVALUATION_SEED_OFFSET = 2**31  # keeps evaluation samples apart from every training sample
-ROWS_PER_CALL = 2**16  # rows of all members together per call of the density models
+ROWS_PER_CALL = 2**15  # rows of all members together per call of the models
 
 
 def _columns(row: dict, name: str, estimate) -> None:
@@ -84,7 +84,28 @@ def evaluate_ensemble(
     ``mmd``: ``sizes.n_samples`` reverse-SDE samples against as many fresh truth samples
     at tau_0, on (z, x) for conditional tasks; for the linear score, the exact KLs of
     ``exact_sampler_kls``.
+
+    The models go in groups whose calls hold at most ``ROWS_PER_CALL`` rows (or one
+    member's, where that is more), so that memory stays bounded however large E is.
     """
+    if isinstance(fitted[0].model, ScoreModel):
+        rows = max(sizes.n_score, sizes.n_ode, sizes.n_samples)
+    else:
+        rows = sizes.n_kl
+    group = max(1, ROWS_PER_CALL // rows)
+    return [
+        row
+        for start in range(0, len(fitted), group)
+        for row in _evaluate_group(
+            fitted[start : start + group], members[start : start + group], sizes, device
+        )
+    ]
+
+
+def _evaluate_group(
+    fitted: Sequence[Fitted], members: Sequence[Member], sizes: EvaluationSizes, device: str
+) -> list[dict[str, float]]:
+    """``evaluate_ensemble`` of models evaluated in one stack."""
     models = [f.model for f in fitted]
     stacked = StackedModels(models, device)
     truths = [m.pair.target for m in members]

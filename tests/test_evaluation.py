@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import SMALL_DIMS
 
+from sims import evaluation
 from sims.diffusion.bounds import score_error, score_errors
 from sims.diffusion.likelihood import ode_log_prob
 from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
@@ -124,3 +125,15 @@ def test_a_model_that_breaks_the_ensembles_evaluation_fails_alone():
     assert [r["status"] for r in rows] == ["ok", "failed", "ok", "ok"]
     assert rows[1]["error"].startswith("evaluation:") and rows[1]["seed"] == 10
     assert rows[0]["kl"] == pytest.approx(evaluate(fitted[0], members[0], SIZES)["kl"], abs=1e-3)
+
+
+@pytest.mark.parametrize("training", [FLOWS, SCORES], ids=["flow", "diffusion"])
+def test_evaluation_in_small_groups_gives_the_same_rows(training, monkeypatch):
+    """Calls capped at 120 rows: the models go one or two at a time, in slices of rows."""
+    members = two_truths("gaussian_smooth")
+    fitted = scratch(members, training)
+    together = evaluate_ensemble(fitted, members, SIZES)
+    monkeypatch.setattr(evaluation, "ROWS_PER_CALL", 120)
+    for grouped, row in zip(evaluate_ensemble(fitted, members, SIZES), together, strict=True):
+        for column, value in row.items():
+            assert grouped[column] == pytest.approx(value, rel=1e-3, abs=1e-5), column
