@@ -6,8 +6,8 @@ Runs ``run_all.py``'s work for a profile in this process, with one worker so tha
 profiler sees all of it, into a temporary directory (no cache), under cProfile. Prints the
 wall time split into
 - training: ``sims.engine``'s ``fit_minibatch`` and ``fit_full_batch``;
-- evaluation: ``sims.evaluation``'s ``evaluate`` and ``draw_samples``, less the likelihood
-  ODE they call;
+- evaluation: ``sims.evaluation``'s ``evaluate_ensemble`` and ``draw_samples``, less the
+  likelihood ODE they call;
 - likelihood ODE: ``sims.diffusion.likelihood.ode_log_prob``;
 - report: ``sims.report.write_outputs`` (tables, figures, the report);
 - other: the rest (planning, drawing the truth's samples, storing rows, imports);
@@ -51,7 +51,7 @@ PARTS = (
     Part("training", ("sims/engine.py:fit_minibatch", "sims/engine.py:fit_full_batch")),
     Part(
         "evaluation",
-        ("sims/evaluation.py:evaluate", "sims/evaluation.py:draw_samples"),
+        ("sims/evaluation.py:evaluate_ensemble", "sims/evaluation.py:draw_samples"),
         less="likelihood ODE",
     ),
     Part("likelihood ODE", ("sims/diffusion/likelihood.py:ode_log_prob",)),

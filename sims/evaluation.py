@@ -169,52 +169,81 @@ def _score_model_rows(
 ) -> list[dict[str, float]]:
     """The diffusion columns of ``evaluate_ensemble`` for the score models ``stacked``
     (``model`` is one of them, for the SDE and tau_0 they share)."""
-    tau0, sde, device = model.tau0, model.sde, stacked.device
-    errors = score_errors(stacked.score, truths, seeds, tau0, sizes.n_score)
+    rows = _likelihood_rows(stacked, model, truths, seeds, sizes.n_ode)
+    errors = score_errors(stacked.score, truths, seeds, model.tau0, sizes.n_score)
+    distances = _sample_distances(stacked, model, truths, seeds, sizes)
+    for row, truth, seed, error, distance in zip(
+        rows, truths, seeds, errors, distances, strict=True
+    ):
+        row["kl_ode"] = row["kl"]
+        _columns(row, "score_err", error)
+        _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), error))
+        row |= distance
+    return rows
 
-    z, x, log_p = _stacked_points(truths, seeds, sizes.n_ode, tau0)
+
+def _on(device: str, tensor: Tensor | None) -> Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
+def _likelihood_rows(
+    stacked: StackedModels, model: ScoreModel, truths: Sequence[Task], seeds: Sequence[int], n: int
+) -> list[dict[str, float]]:
+    """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
+    at tau_0 over ``n`` truth samples (one Hutchinson probe per point from the member's seed,
+    beyond ``ode_log_prob``'s exact dimensions)."""
+    z, x, log_p = _stacked_points(truths, seeds, n, model.tau0)
     probe = torch.stack(
         [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in seeds]
     )
-    on_device = lambda t: None if t is None else t.to(device)  # noqa: E731
+    device = stacked.device
     log_q = ode_log_prob(
         stacked.score,
-        sde,
+        model.sde,
         x.to(device),
-        on_device(z),
-        tau0,
+        _on(device, z),
+        model.tau0,
         rtol=1e-5,
         atol=1e-5,
         probe=probe.to(device),
-    ).cpu()
-    rows = _divergence_rows(log_p, log_q)
+    )
+    return _divergence_rows(log_p, log_q.cpu())
 
-    n = sizes.n_samples
+
+def _sample_distances(
+    stacked: StackedModels,
+    model: ScoreModel,
+    truths: Sequence[Task],
+    seeds: Sequence[int],
+    sizes: EvaluationSizes,
+) -> list[dict[str, float]]:
+    """``sw2`` and ``mmd`` of each model's ``sizes.n_samples`` reverse-SDE samples at tau_0
+    (on fresh truth conditions) against as many fresh truth samples, on (z, x)."""
+    n, tau0 = sizes.n_samples, model.tau0
     conditions = [t.sample(n, s + 1, tau0)[0] for t, s in zip(truths, seeds, strict=True)]
     z = None if conditions[0] is None else torch.stack(conditions)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
         samples = reverse_sde_samples(
             stacked.score,
-            sde,
+            model.sde,
             n,
-            x.shape[-1],
-            on_device(z),
+            truths[0].d_x,
+            _on(stacked.device, z),
             tau0,
             sizes.sampler_steps,
             generators,
-            device=device,
+            device=stacked.device,
         ).cpu()
     joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
-    for i, (row, truth, seed) in enumerate(zip(rows, truths, seeds, strict=True)):
-        row["kl_ode"] = row["kl"]
-        _columns(row, "score_err", errors[i])
-        _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), errors[i]))
-        drawn = joint(None if z is None else z[i], samples[i])
-        fresh = joint(*truth.sample(n, seed + 2, tau0))
+    distances = []
+    for condition, drawn, truth, seed in zip(conditions, samples, truths, seeds, strict=True):
+        drawn, fresh = joint(condition, drawn), joint(*truth.sample(n, seed + 2, tau0))
+        row = {}
         _columns(row, "sw2", sliced_w2(drawn, fresh, seed=seed))
         _columns(row, "mmd", mmd(drawn, fresh))
-    return rows
+        distances.append(row)
+    return distances
 
 
 def _score_function(model: ScoreModel):
