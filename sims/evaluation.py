@@ -102,40 +102,46 @@ def evaluate_ensemble(
     ]
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Models evaluated in one stack, with each one's truth (its member's target) and
+    evaluation seed."""
+
+    models: StackedModels
+    truths: Sequence[Task]
+    seeds: Sequence[int]
+
+    def points(self, n: int, tau: float) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Each member's ``truth_points`` stacked: z (E, n, d_z) or ``None``, x (E, n, d_x)
+        and log p_tau (E, n)."""
+        drawn = [truth_points(t, n, s, tau) for t, s in zip(self.truths, self.seeds, strict=True)]
+        z = None if drawn[0][0] is None else torch.stack([p[0] for p in drawn])
+        return z, torch.stack([p[1] for p in drawn]), torch.stack([p[2] for p in drawn])
+
+
 def _evaluate_group(
     fitted: Sequence[Fitted], members: Sequence[Member], sizes: EvaluationSizes, device: str
 ) -> list[dict[str, float]]:
     """``evaluate_ensemble`` of models evaluated in one stack."""
     models = [f.model for f in fitted]
-    stacked = StackedModels(models, device)
-    truths = [m.pair.target for m in members]
     seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
+    group = _Group(StackedModels(models, device), [m.pair.target for m in members], seeds)
     if isinstance(models[0], ScoreModel):
-        rows = _score_model_rows(stacked, models[0], truths, seeds, sizes)
+        rows = _score_model_rows(group, sizes)
         if isinstance(models[0], LinearScoreModel):
             for row, model, member in zip(rows, models, members, strict=True):
                 row |= exact_sampler_kls(model, member, sizes.sampler_steps)
         return rows
-    z, x, log_p = _stacked_points(truths, seeds, sizes.n_kl, 0.0)
-    rows = _divergence_rows(log_p, _by_rows(stacked.log_prob, x, z))
+    z, x, log_p = group.points(sizes.n_kl, 0.0)
+    rows = _divergence_rows(log_p, _by_rows(group.models.log_prob, x, z))
     if isinstance(models[0], LinearGaussianModel):
-        for row, model, truth in zip(rows, models, truths, strict=True):
+        for row, model, truth in zip(rows, models, group.truths, strict=True):
             p, fit = truth.params, model.conditional()
             exact = linear_gaussian_kl(
                 p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
             )
             row["kl_exact"] = exact.item()
     return rows
-
-
-def _stacked_points(
-    truths: Sequence[Task], seeds: Sequence[int], n: int, tau: float
-) -> tuple[Tensor | None, Tensor, Tensor]:
-    """Each member's ``truth_points`` stacked: z (E, n, d_z) or ``None``, x (E, n, d_x) and
-    log p_tau (E, n)."""
-    points = [truth_points(t, n, s, tau) for t, s in zip(truths, seeds, strict=True)]
-    z = None if points[0][0] is None else torch.stack([p[0] for p in points])
-    return z, torch.stack([p[1] for p in points]), torch.stack([p[2] for p in points])
 
 
 def _by_rows(function: Callable, x: Tensor, z: Tensor | None) -> Tensor:
@@ -160,20 +166,15 @@ def _divergence_rows(log_p: Tensor, log_q: Tensor) -> list[dict[str, float]]:
     return rows
 
 
-def _score_model_rows(
-    stacked: StackedModels,
-    model: ScoreModel,
-    truths: Sequence[Task],
-    seeds: Sequence[int],
-    sizes: EvaluationSizes,
-) -> list[dict[str, float]]:
-    """The diffusion columns of ``evaluate_ensemble`` for the score models ``stacked``
-    (``model`` is one of them, for the SDE and tau_0 they share)."""
-    rows = _likelihood_rows(stacked, model, truths, seeds, sizes.n_ode)
-    errors = score_errors(stacked.score, truths, seeds, model.tau0, sizes.n_score)
-    distances = _sample_distances(stacked, model, truths, seeds, sizes)
+def _score_model_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:
+    """The diffusion columns of ``evaluate_ensemble`` for a group of score models (which
+    share their SDE and tau_0)."""
+    tau0 = group.models.base.tau0
+    rows = _likelihood_rows(group, sizes.n_ode)
+    errors = score_errors(group.models.score, group.truths, group.seeds, tau0, sizes.n_score)
+    distances = _sample_distances(group, sizes)
     for row, truth, seed, error, distance in zip(
-        rows, truths, seeds, errors, distances, strict=True
+        rows, group.truths, group.seeds, errors, distances, strict=True
     ):
         row["kl_ode"] = row["kl"]
         _columns(row, "score_err", error)
@@ -186,54 +187,47 @@ def _on(device: str, tensor: Tensor | None) -> Tensor | None:
     return None if tensor is None else tensor.to(device)
 
 
-def _likelihood_rows(
-    stacked: StackedModels, model: ScoreModel, truths: Sequence[Task], seeds: Sequence[int], n: int
-) -> list[dict[str, float]]:
+def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
     """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
     at tau_0 over ``n`` truth samples (one Hutchinson probe per point from the member's seed,
     beyond ``ode_log_prob``'s exact dimensions)."""
-    z, x, log_p = _stacked_points(truths, seeds, n, model.tau0)
+    models, tau0 = group.models, group.models.base.tau0
+    z, x, log_p = group.points(n, tau0)
     probe = torch.stack(
-        [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in seeds]
+        [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in group.seeds]
     )
-    device = stacked.device
     log_q = ode_log_prob(
-        stacked.score,
-        model.sde,
-        x.to(device),
-        _on(device, z),
-        model.tau0,
+        models.score,
+        models.base.sde,
+        x.to(models.device),
+        _on(models.device, z),
+        tau0,
         rtol=1e-5,
         atol=1e-5,
-        probe=probe.to(device),
+        probe=probe.to(models.device),
     )
     return _divergence_rows(log_p, log_q.cpu())
 
 
-def _sample_distances(
-    stacked: StackedModels,
-    model: ScoreModel,
-    truths: Sequence[Task],
-    seeds: Sequence[int],
-    sizes: EvaluationSizes,
-) -> list[dict[str, float]]:
+def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:
     """``sw2`` and ``mmd`` of each model's ``sizes.n_samples`` reverse-SDE samples at tau_0
     (on fresh truth conditions) against as many fresh truth samples, on (z, x)."""
-    n, tau0 = sizes.n_samples, model.tau0
+    models, truths, seeds = group.models, group.truths, group.seeds
+    n, tau0 = sizes.n_samples, models.base.tau0
     conditions = [t.sample(n, s + 1, tau0)[0] for t, s in zip(truths, seeds, strict=True)]
     z = None if conditions[0] is None else torch.stack(conditions)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
         samples = reverse_sde_samples(
-            stacked.score,
-            model.sde,
+            models.score,
+            models.base.sde,
             n,
             truths[0].d_x,
-            _on(stacked.device, z),
+            _on(models.device, z),
             tau0,
             sizes.sampler_steps,
             generators,
-            device=stacked.device,
+            device=models.device,
         ).cpu()
     joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
     distances = []
