@@ -88,6 +88,10 @@ def evaluate_ensemble(
     The models go in groups whose calls hold at most ``ROWS_PER_CALL`` rows (or one
     member's, where that is more), so that memory stays bounded however large E is.
     """
+    if len(fitted) != len(members):
+        raise ValueError(f"{len(fitted)} models for {len(members)} members: expected one each")
+    if not fitted:
+        return []
     if isinstance(fitted[0].model, ScoreModel):
         rows = max(sizes.n_score, sizes.n_ode, sizes.n_samples)
     else:

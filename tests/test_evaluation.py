@@ -137,3 +137,11 @@ def test_evaluation_in_small_groups_gives_the_same_rows(training, monkeypatch):
     for grouped, row in zip(evaluate_ensemble(fitted, members, SIZES), together, strict=True):
         for column, value in row.items():
             assert grouped[column] == pytest.approx(value, rel=1e-3, abs=1e-5), column
+
+
+def test_evaluation_wants_one_model_per_member():
+    members = two_truths("mixture")
+    fitted = scratch(members[:2], FLOWS)
+    with pytest.raises(ValueError, match="2 models for 4 members"):
+        evaluate_ensemble(fitted, members, SIZES)
+    assert evaluate_ensemble([], [], SIZES) == []

@@ -162,8 +162,6 @@ def _evaluated(
 ) -> list[dict]:
     """Each model's errors, evaluated together; where that raises, each model alone, so that
     only a model that breaks its evaluation is recorded as failed."""
-    if not fitted:
-        return []
     try:
         rows = evaluate_ensemble(fitted, members, sizes, device)
     except Exception as error:  # a model that breaks its evaluation is recorded as failed
