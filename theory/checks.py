@@ -5,9 +5,10 @@ Two kinds are kept apart:
 - ``candidate``: a fitted slope beside a candidate slope, reported as consistent or not,
   never failing a run.
 
-Each check has a verdict: ``pass``, ``fail``, or ``not assessable`` for a statistical check
-whose noise cannot be estimated (fewer than 2 seeds: no standard error, no bootstrap
-interval); a check that is not assessable neither passes nor fails a run.
+Each must-hold check has a verdict: ``pass``, ``fail``, or ``not assessable`` for a
+statistical check whose noise cannot be estimated (fewer than 2 seeds: no standard error,
+no bootstrap interval); a check that is not assessable neither passes nor fails a run. A
+candidate slope is ``consistent``, ``not consistent`` or ``not assessable``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CALIBRATION_BAND = (0.85, 1.15)
 CROSSOVER_FACTOR = 1.5
 N_SE = 3.0  # a statistical check fails only beyond this many standard errors
 PASS, FAIL, NOT_ASSESSABLE = "pass", "fail", "not assessable"
+CONSISTENT, INCONSISTENT = "consistent", "not consistent"  # the verdicts of candidate slopes
 
 
 def _mean_se(values: pd.Series) -> tuple[float, float]:
@@ -50,7 +52,8 @@ def _verdict(holds: bool) -> str:
 @dataclass(frozen=True)
 class Check:
     """One check: its name and kind, the measured figure, the limit, the verdict (``PASS``,
-    ``FAIL`` or ``NOT_ASSESSABLE``) and why."""
+    ``FAIL`` or ``NOT_ASSESSABLE``; for a candidate, ``CONSISTENT`` or ``INCONSISTENT``
+    instead of the first two) and why."""
 
     name: str
     kind: str
@@ -161,7 +164,7 @@ def slope(name: str, fitted: Interval, candidate: float) -> Check:
     cell). Reported, never failing."""
     detail = f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}]"
     if fitted.low < fitted.high:
-        verdict = _verdict(fitted.covers(candidate))
+        verdict = CONSISTENT if fitted.covers(candidate) else INCONSISTENT
     else:
         verdict, detail = NOT_ASSESSABLE, f"{detail}: no spread over seeds"
     return Check(name, CANDIDATE, fitted.value, f"candidate {candidate:.3f}", verdict, detail)
