@@ -145,3 +145,16 @@ def test_evaluation_wants_one_model_per_member():
     with pytest.raises(ValueError, match="2 models for 4 members"):
         evaluate_ensemble(fitted, members, SIZES)
     assert evaluate_ensemble([], [], SIZES) == []
+
+
+def test_hutchinson_probes_are_each_members_own():
+    """d_x = 17, past the exact divergence: each model's likelihood KL together is its lone
+    one (its probes come from its own seed), within the shared steps' tolerance."""
+    pair = make_task_pair("shared_subspace", d_x=17, d_h=1, seed=0)
+    members = make_members(pair, [0, 1, 2], n_target=100, n_source=None)
+    fitted = scratch(members, SCORES)
+    together = evaluate_ensemble(fitted, members, SIZES)
+    for row, f, member in zip(together, fitted, members, strict=True):
+        alone = evaluate(f, member, SIZES)
+        assert row["kl"] == pytest.approx(alone["kl"], abs=1e-3 * (1 + abs(alone["kl"])))
+        assert abs(row["kl"] - alone["kl"]) < 0.05 * alone["kl_se"]
