@@ -151,7 +151,9 @@ class LinearScoreModel(ScoreModel):
     M = (alpha^2 S + sigma^2 I)^-1, E_eps |eps_hat - eps|^2 = sigma^2 alpha^2 |M r|^2 +
     tr((sigma^2 M - I)^2); the expectation over tau ~ U[tau_0, 1] is a Gauss-Legendre sum of
     ``quadrature_nodes`` nodes. The loss is then a deterministic function of the samples, and
-    full-batch L-BFGS takes the model to its minimiser rather than near it.
+    full-batch L-BFGS takes the model to its minimiser rather than near it. Its mean over
+    the rows needs only their second moment R = mean(r r^T), as mean |M r|^2 = tr(M R M^T),
+    so that memory grows with the rows, not with rows times nodes.
     """
 
     def __init__(
@@ -193,12 +195,12 @@ class LinearScoreModel(ScoreModel):
         mean, alpha, sigma, precision = self._moments(z, self.quadrature_tau[:, None])
         eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
         residual = x - mean
-        signal = ((residual @ precision.transpose(-1, -2)) ** 2).sum(-1)  # (Q, N)
-        signal = signal * (sigma * alpha) ** 2
+        second = residual.T @ (residual * weight[:, None]) / weight.sum()  # (d, d)
+        signal = ((precision @ second) * precision).sum((-1, -2))  # tr(M R M^T), (Q,)
+        signal = signal * (sigma * alpha).squeeze(-1) ** 2
         shrink = sigma[..., None] ** 2 * precision - eye
         trace = (shrink**2).sum((-1, -2))  # (Q,)
-        per_row = self.quadrature_weight @ (signal + trace[:, None])
-        return (per_row * weight).sum() / weight.sum()
+        return self.quadrature_weight @ (signal + trace)
 
 
 class LatentAffineScore(ScoreModel):
