@@ -31,7 +31,7 @@ from torch import Tensor
 from sims.generators.seeding import seeded_generator
 from sims.models.base import TrainedModel
 from sims.models.precision import networks_in, resolve
-from sims.models.stacked import call_each, stacked_state
+from sims.models.stacked import call_each, check_one_architecture, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -376,6 +376,9 @@ def fit_minibatch(
     return stack.unstacked(best | stack.frozen), report
 
 
+FULL_BATCH_ROWS = 2**22  # padded rows of all members together in one full-batch fit
+
+
 def fit_full_batch(
     models: Sequence[TrainedModel],
     train: Sequence[Dataset],
@@ -390,7 +393,53 @@ def fit_full_batch(
 
     The objective is the sum of the members' losses, which separates, so its minimiser is
     every member's own; members agree with a lone fit up to ``tolerance`` on the gradient.
+    The members are fitted in groups of similar sizes whose padded rows stay within
+    ``FULL_BATCH_ROWS`` (or one member's, where that is more), so that memory stays bounded
+    however many members and samples an ensemble has.
     """
+    check_one_architecture(models)
+    order = sorted(range(len(models)), key=lambda i: len(train[i]))
+    fitted: list[TrainedModel | None] = [None] * len(models)
+    report = FitReport([0] * len(models), [math.nan] * len(models), [None] * len(models))
+    for group in _row_bounded_groups([len(train[i]) for i in order], FULL_BATCH_ROWS):
+        members = [order[k] for k in group]
+        part, part_report = _fit_full_batch_group(
+            [models[i] for i in members],
+            [train[i] for i in members],
+            trainable,
+            max_iterations,
+            tolerance,
+            device,
+        )
+        for k, i in enumerate(members):
+            fitted[i] = part[k]
+            report.best_step[i] = part_report.best_step[k]
+            report.best_loss[i] = part_report.best_loss[k]
+            report.failure[i] = part_report.failure[k]
+    return fitted, report
+
+
+def _row_bounded_groups(sizes: Sequence[int], budget: int) -> list[list[int]]:
+    """Consecutive positions of ``sizes`` (ascending) in groups whose members, padded to the
+    group's largest, hold at most ``budget`` rows (a single member may hold more)."""
+    groups: list[list[int]] = []
+    for k, size in enumerate(sizes):
+        if groups and (len(groups[-1]) + 1) * size <= budget:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    return groups
+
+
+def _fit_full_batch_group(
+    models: Sequence[TrainedModel],
+    train: Sequence[Dataset],
+    trainable: Callable[[str], bool],
+    max_iterations: int,
+    tolerance: float,
+    device: str,
+) -> tuple[list[TrainedModel], FitReport]:
+    """``fit_full_batch`` of members fitted together."""
     stack = _Stack(models, trainable, device)
     if stack.base.noise_features:
         raise ValueError("full-batch fitting needs a loss without noise")

@@ -116,3 +116,30 @@ def test_ensemble_times_only_the_ways_asked_for_and_refuses_unknown_ones():
     assert re.fullmatch(rf"speedup_vs_plain_loop={RATIO}", result.stdout.splitlines()[-1])
     refused = subprocess.run(command + ["--ways", "ensemble,loop"], capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown loop" in refused.stderr
+
+
+def test_evaluation_benchmark_ends_with_the_speedup_and_agreeing_rows():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "evaluation.py")]
+        + ["--members", "2", "--profile", "smoke", "--steps", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(rf"evaluation_speedup={RATIO}", lines[-1])
+    gap = float(lines[-2].split("=")[1])
+    assert gap < 0.05  # the two ways' KLs agree far within a standard error
+
+
+def test_memory_benchmark_takes_each_models_largest_ensemble(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import memory
+
+    units = memory.largest_units("target_scaling", "paper")
+    assert [unit[0][0].model for unit in units] == ["flow", "diffusion"]
+    for unit in units:
+        assert {cell.method for cell, _ in unit} == {"pooled"}  # source rows train too
+        assert [len(seeds) for _, seeds in unit] == [10] * 8  # 8 target sizes, 10 seeds
+        assert max(cell.n_target for cell, _ in unit) == 12_800

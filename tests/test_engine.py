@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from sims import engine
 from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, scratch
@@ -109,6 +110,32 @@ def test_full_batch_members_agree_with_a_lone_fit():
     alone = scratch(members[3:4], training)
     a, b = alone[0].model.conditional(), together[3].model.conditional()
     torch.testing.assert_close(a.coefficients, b.coefficients, atol=1e-7, rtol=0)
+
+
+def test_full_batch_fits_in_row_bounded_groups_agree_with_one_fit(monkeypatch):
+    """Members of three sizes: with groups of at most 700 padded rows they are fitted as
+    [100, 100], [300, 300], [300] and [600]; each fit is the one of the whole ensemble."""
+    pair = make_task_pair("linear_gaussian", d_x=2, d_z=4, d_h=1, seed=2)
+    members = [
+        member
+        for n, seed in ((600, 0), (100, 1), (300, 2), (100, 3), (300, 4), (300, 5))
+        for member in make_members(pair, [seed], n_target=n, n_source=None)
+    ]
+    training = Training(LinearGaussianArchitecture())
+    together = scratch(members, training)
+    assert engine._row_bounded_groups([100, 100, 300, 300, 300, 600], 700) == [
+        [0, 1],
+        [2, 3],
+        [4],
+        [5],
+    ]
+    monkeypatch.setattr(engine, "FULL_BATCH_ROWS", 700)
+    grouped = scratch(members, training)
+    for a, b in zip(together, grouped, strict=True):
+        fit_a, fit_b = a.model.conditional(), b.model.conditional()
+        torch.testing.assert_close(fit_a.coefficients, fit_b.coefficients, atol=1e-7, rtol=0)
+        torch.testing.assert_close(fit_a.covariance, fit_b.covariance, atol=1e-7, rtol=0)
+        assert a.n_train == b.n_train
 
 
 def test_an_ensemble_needs_one_architecture():

@@ -19,11 +19,16 @@ from torch.func import functional_call, stack_module_state, vmap
 State = dict[str, Tensor]
 
 
+def check_one_architecture(models: Sequence[nn.Module]) -> None:
+    """Raise ``ValueError`` unless ``models`` are of one class."""
+    if len({type(m) for m in models}) != 1:
+        raise ValueError("an ensemble needs members of one architecture")
+
+
 def stacked_state(models: Sequence[nn.Module], device: str) -> tuple[nn.Module, State, State]:
     """A copy of the first model on ``device`` (the template ``functional_call`` runs) and
     the members' parameters (detached) and buffers, each stacked to (E, ...) on ``device``."""
-    if len({type(m) for m in models}) != 1:
-        raise ValueError("an ensemble needs members of one architecture")
+    check_one_architecture(models)
     base = copy.deepcopy(models[0]).to(device)
     params, buffers = stack_module_state(list(models))
     params = {k: v.detach().to(device) for k, v in params.items()}

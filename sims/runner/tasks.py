@@ -54,15 +54,17 @@ def local_device(device: str) -> str:
 Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
 
 
-def _members(unit: Unit, n_target=None) -> list[list[Member]]:
-    """Each cell's members (target and source samples of each seed)."""
+def _members(unit: Unit, n_target=None, with_source: bool = True) -> list[list[Member]]:
+    """Each cell's members: target samples of each seed, and source samples where the
+    cell has a source size and ``with_source``."""
     pairs = {}
     members = []
     for cell, seeds in unit:
         if cell.knobs not in pairs:
             pairs[cell.knobs] = make_task_pair(cell.family, **cell.pair_knobs())
         size = n_target or cell.n_target
-        members.append(make_members(pairs[cell.knobs], seeds, size, cell.n_source))
+        n_source = cell.n_source if with_source else None
+        members.append(make_members(pairs[cell.knobs], seeds, size, n_source))
     return members
 
 
@@ -106,7 +108,7 @@ def ensemble_task(
     """
     torch.set_num_threads(settings.threads)
     start = time.perf_counter()
-    members = _members(unit)
+    members = _members(unit, with_source=pretrained is None)  # pre-trained: no source needed
     flat = [m for group in members for m in group]
     cell = unit[0][0]
     training = settings.training(cell.model)
