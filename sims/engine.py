@@ -376,7 +376,7 @@ def fit_minibatch(
     return stack.unstacked(best | stack.frozen), report
 
 
-FULL_BATCH_ROWS = 2**22  # padded rows of all members together in one full-batch fit
+FULL_BATCH_ROWS = 2**21  # padded rows of all members together in one full-batch fit
 
 
 def fit_full_batch(
