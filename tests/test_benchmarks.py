@@ -26,16 +26,20 @@ def run_module(monkeypatch):
     return module
 
 
-def test_the_command_ends_with_the_cpu_speedup():
+def output_lines(script: str, *arguments: str) -> list[str]:
+    """The lines ``benchmarks/<script>`` prints with ``arguments`` (it must exit 0)."""
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "run.py")]
-        + ["--members", "2", "--steps", "2", "--n", "40", "--repeats", "1"],
+        [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    lines = result.stdout.strip().splitlines()
+    return result.stdout.strip().splitlines()
+
+
+def test_the_command_ends_with_the_cpu_speedup():
+    lines = output_lines("run.py", "--members", "2", "--steps", "2", "--n", "40", "--repeats", "1")
     assert re.fullmatch(rf"ensemble_speedup_cpu={RATIO}", lines[-1])
     assert not any(line.startswith("ensemble_speedup_gpu_vs_cpu=") for line in lines)
     table = [line.split() for line in lines if line.split()[:1] in (["flow"], ["diffusion"])]
@@ -102,32 +106,19 @@ def test_the_plain_flow_loop_trains_the_engines_loss(run_module):
 
 
 def test_ensemble_times_only_the_ways_asked_for_and_refuses_unknown_ones():
-    command = [sys.executable, str(BENCHMARKS / "ensemble.py"), "--model", "diffusion"]
-    toy = ["--members", "2", "--steps", "2", "--n", "40"]
-    result = subprocess.run(
-        command + toy + ["--ways", "ensemble,plain_loop"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    timed = [line.split()[0] for line in result.stdout.splitlines() if " s " in line]
+    toy = ["--model", "diffusion", "--members", "2", "--steps", "2", "--n", "40"]
+    lines = output_lines("ensemble.py", *toy, "--ways", "ensemble,plain_loop")
+    timed = [line.split()[0] for line in lines if " s " in line]
     assert timed == ["ensemble", "plain_loop"]
-    assert re.fullmatch(rf"speedup_vs_plain_loop={RATIO}", result.stdout.splitlines()[-1])
-    refused = subprocess.run(command + ["--ways", "ensemble,loop"], capture_output=True, text=True)
+    assert re.fullmatch(rf"speedup_vs_plain_loop={RATIO}", lines[-1])
+    command = [sys.executable, str(BENCHMARKS / "ensemble.py"), *toy, "--ways", "ensemble,loop"]
+    refused = subprocess.run(command, capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown loop" in refused.stderr
 
 
 def test_evaluation_benchmark_ends_with_the_speedup_and_agreeing_rows():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "evaluation.py")]
-        + ["--members", "2", "--profile", "smoke", "--steps", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    lines = result.stdout.strip().splitlines()
+    toy = ["--members", "2", "--profile", "smoke", "--steps", "2"]
+    lines = output_lines("evaluation.py", *toy)
     assert re.fullmatch(rf"evaluation_speedup={RATIO}", lines[-1])
     gap = float(lines[-2].split("=")[1])
     assert gap < 0.05  # the two ways' KLs agree far within a standard error
