@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import torch
+from ensemble import timed
 
 from sims.evaluation import evaluate, evaluate_ensemble
 from sims.experiments import PROFILE_SETTINGS
@@ -42,20 +42,16 @@ def main() -> None:
     config = dataclasses.replace(profile.training, max_steps=args.steps)
     training = Training(ARCHITECTURES[args.model], config, args.device)
     fitted = scratch(members, training)
-
-    def timed(evaluation):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        rows = evaluation()
-        return rows, time.perf_counter() - start
-
     pairs = list(zip(fitted, members, strict=True))
-    alone, alone_seconds = timed(
-        lambda: [evaluate(f, m, profile.sizes, args.device) for f, m in pairs]
+
+    alone, together = [], []
+    alone_seconds = timed(
+        lambda: alone.extend(evaluate(f, m, profile.sizes, args.device) for f, m in pairs),
+        args.device,
     )
-    together, together_seconds = timed(
-        lambda: evaluate_ensemble(fitted, members, profile.sizes, args.device)
+    together_seconds = timed(
+        lambda: together.extend(evaluate_ensemble(fitted, members, profile.sizes, args.device)),
+        args.device,
     )
     gap = max(abs(a["kl"] - t["kl"]) / a["kl_se"] for a, t in zip(alone, together, strict=True))
     print(

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import multiprocessing
-import resource
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+from run import peak_rss_mib
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, Profile, get_experiment
 from sims.runner.cells import Cell, expand
@@ -52,13 +51,6 @@ def largest_units(experiment: str, profile: str) -> list[Unit]:
     return [[(cell, seeds) for cell in cells] for cells in largest.values()]
 
 
-def peak_rss_gib() -> float:
-    """This process's peak resident set size so far, GiB (ru_maxrss: KiB on Linux, bytes on
-    macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
-
-
 def measure(unit: Unit, profile: Profile) -> tuple[float, float]:
     """(peak resident GiB, seconds) of pre-training, training and evaluating ``unit``."""
     start = time.perf_counter()
@@ -68,7 +60,7 @@ def measure(unit: Unit, profile: Profile) -> tuple[float, float]:
     failed = [r["error"] for cell_rows in rows for r in cell_rows if r["status"] != "ok"]
     if failed:
         raise RuntimeError(f"{len(failed)} models failed, first: {failed[0]}")
-    return peak_rss_gib(), time.perf_counter() - start
+    return peak_rss_mib() / 1024, time.perf_counter() - start
 
 
 def main() -> None:

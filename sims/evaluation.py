@@ -25,9 +25,9 @@ from sims.diffusion.likelihood import ode_log_prob, rademacher
 from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
 from sims.generators.seeding import seeded_generator
-from sims.generators.tasks import Task
+from sims.generators.tasks import Task, stacked_samples
 from sims.methods import Fitted, Member
-from sims.metrics import linear_gaussian_kl, log_ratio_divergences, mmd, sliced_w2, truth_points
+from sims.metrics import linear_gaussian_kl, log_ratio_divergences, mmd, sliced_w2
 from sims.models.linear_gaussian import LinearGaussianModel, linear_fit
 from sims.models.scores import LinearScoreModel, ScoreModel
 from sims.models.stacked import StackedModels
@@ -116,11 +116,13 @@ class _Group:
     seeds: Sequence[int]
 
     def points(self, n: int, tau: float) -> tuple[Tensor | None, Tensor, Tensor]:
-        """Each member's ``truth_points`` stacked: z (E, n, d_z) or ``None``, x (E, n, d_x)
-        and log p_tau (E, n)."""
-        drawn = [truth_points(t, n, s, tau) for t, s in zip(self.truths, self.seeds, strict=True)]
-        z = None if drawn[0][0] is None else torch.stack([p[0] for p in drawn])
-        return z, torch.stack([p[1] for p in drawn]), torch.stack([p[2] for p in drawn])
+        """``n`` fresh samples of each member's truth at ``tau``, stacked: z (E, n, d_z) or
+        ``None``, x (E, n, d_x), and their log p_tau (E, n)."""
+        z, x = stacked_samples(self.truths, n, self.seeds, tau)
+        log_p = [
+            t.log_prob(x[e], None if z is None else z[e], tau) for e, t in enumerate(self.truths)
+        ]
+        return z, x, torch.stack(log_p)
 
 
 def _evaluate_group(
@@ -218,8 +220,7 @@ def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     (on fresh truth conditions) against as many fresh truth samples, on (z, x)."""
     models, truths, seeds = group.models, group.truths, group.seeds
     n, tau0 = sizes.n_samples, models.base.tau0
-    conditions = [t.sample(n, s + 1, tau0)[0] for t, s in zip(truths, seeds, strict=True)]
-    z = None if conditions[0] is None else torch.stack(conditions)
+    z, _ = stacked_samples(truths, n, [s + 1 for s in seeds], tau0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
         samples = reverse_sde_samples(
@@ -235,8 +236,9 @@ def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
         ).cpu()
     joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
     distances = []
-    for condition, drawn, truth, seed in zip(conditions, samples, truths, seeds, strict=True):
-        drawn, fresh = joint(condition, drawn), joint(*truth.sample(n, seed + 2, tau0))
+    for e, (drawn, truth, seed) in enumerate(zip(samples, truths, seeds, strict=True)):
+        drawn = joint(None if z is None else z[e], drawn)
+        fresh = joint(*truth.sample(n, seed + 2, tau0))
         row = {}
         _columns(row, "sw2", sliced_w2(drawn, fresh, seed=seed))
         _columns(row, "mmd", mmd(drawn, fresh))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sims.diffusion.sampling import Score, one_member
-from sims.generators.tasks import Task
+from sims.generators.tasks import Task, stacked_samples
 from sims.metrics import Estimate, divergences
 
 
@@ -53,10 +53,10 @@ def score_errors(
     variance = torch.zeros_like(total)
     for i, (log_tau, weight) in enumerate(zip(log_taus, weights * (-low) / 2, strict=True)):
         tau = math.exp(log_tau)
-        drawn = [t.sample(n, s * nodes + i, tau) for t, s in zip(truths, seeds, strict=True)]
-        z = None if drawn[0][0] is None else torch.stack([z for z, _ in drawn])
-        x = torch.stack([x for _, x in drawn])
-        true = torch.stack([t.score(x, z, tau) for t, (z, x) in zip(truths, drawn, strict=True)])
+        z, x = stacked_samples(truths, n, [s * nodes + i for s in seeds], tau)
+        true = torch.stack(
+            [t.score(x[e], None if z is None else z[e], tau) for e, t in enumerate(truths)]
+        )
         with torch.no_grad():
             squared = ((score(x, z, tau).cpu() - true) ** 2).sum(-1)  # (E, n)
         factor = weight * sde.beta(tau) * tau

@@ -7,7 +7,7 @@ built from it, so the density, the score and the sampler cannot disagree.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -163,6 +163,16 @@ class UnconditionalTask(Task):
 
     def _sample_conditions(self, n: int, generator: torch.Generator) -> None:
         return None
+
+
+def stacked_samples(
+    tasks: Sequence[Task], n: int, seeds: Sequence[int], tau: float = 0.0
+) -> tuple[Tensor | None, Tensor]:
+    """``n`` samples of each task, task i's drawn with ``seeds[i]``, stacked: z (E, n, d_z)
+    or ``None``, x (E, n, d_x); the tasks share their dimensions."""
+    drawn = [task.sample(n, seed, tau) for task, seed in zip(tasks, seeds, strict=True)]
+    z = None if drawn[0][0] is None else torch.stack([z for z, _ in drawn])
+    return z, torch.stack([x for _, x in drawn])
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,6 @@
 """Rulers: divergences from an exact truth to a model, and sample-only distances."""
 
-from sims.metrics.divergences import (
-    divergences,
-    log_ratio_divergences,
-    pinsker_holds,
-    truth_points,
-)
+from sims.metrics.divergences import divergences, log_ratio_divergences, pinsker_holds
 from sims.metrics.estimate import Estimate
 from sims.metrics.gaussian import gaussian_kl, linear_gaussian_kl
 from sims.metrics.two_sample import energy_distance, mmd, sliced_w2, w2
@@ -20,6 +15,5 @@ __all__ = [
     "mmd",
     "pinsker_holds",
     "sliced_w2",
-    "truth_points",
     "w2",
 ]

@@ -57,20 +57,12 @@ def divergences(
         seed: sampling seed of the truth samples.
         tau: diffusion time of the truth's law.
     """
-    z, x, log_p = truth_points(truth, n, seed, tau)
+    n = check_positive_int("n", n)
+    z, x = truth.sample(n, seed, tau)
+    log_p = truth.log_prob(x, z, tau)
     with torch.no_grad():
         log_q = model_log_prob(x, z).detach().cpu()
     return log_ratio_divergences(log_p, log_q)
-
-
-def truth_points(
-    truth: Task, n: int, seed: int = 0, tau: float = 0.0
-) -> tuple[Tensor | None, Tensor, Tensor]:
-    """The points ``divergences`` scores a model at: z (n, d_z) or ``None``, x (n, d_x) drawn
-    from the truth's law p_tau with ``seed``, and log p_tau(x | z) (n,); float64 CPU."""
-    n = check_positive_int("n", n)
-    z, x = truth.sample(n, seed, tau)
-    return z, x, truth.log_prob(x, z, tau)
 
 
 def pinsker_holds(kl: Estimate, tv: Estimate, n_se: float = 4.0) -> bool:

@@ -71,13 +71,11 @@ class StackedModels:
         self.params, self.buffers = prefixed(params), prefixed(buffers)
         self.dtype = next(iter(params.values())).dtype
         self.device = device
-
-    def __len__(self) -> int:
-        return next(iter(self.params.values())).shape[0]
+        self.methods = {name: _Method(self.base, name) for name in ("log_prob", "score")}
 
     def _call(self, name: str, *args) -> Tensor:
         inputs = [a.to(self.device, self.dtype) if isinstance(a, Tensor) else a for a in args]
-        output = call_each(_Method(self.base, name), self.params, self.buffers, *inputs)
+        output = call_each(self.methods[name], self.params, self.buffers, *inputs)
         return output.to(torch.float64)
 
     def log_prob(self, x: Tensor, z: Tensor | None) -> Tensor:

@@ -125,10 +125,13 @@ def ensemble_task(
     for row, f, member, n in zip(rows, fitted, flat, keep, strict=True):
         if n and row["status"] == "ok":
             row |= _samples(f, member, n)
-    seconds = (time.perf_counter() - start) / len(flat)
-    shared = {"seconds": seconds, "precision": training.training_precision()}
+    shared = {
+        "seconds": (time.perf_counter() - start) / len(flat),
+        "precision": training.training_precision(),
+        "device": training.device,
+    }
     for row in rows:
-        row |= shared | {"device": training.device}
+        row |= shared
     return _split(rows, members)
 
 
