@@ -38,8 +38,7 @@ def write_outputs(frame: pd.DataFrame, plan: Plan, out: Path) -> Verdict:
     slopes.to_csv(results / "slopes.csv", index=False)
     theory_checks.write(found, results / "checks.csv")
     check_table, summary = theory_checks.table(found), theory_checks.summary(found)
-    checks_markdown, _ = write_table(check_table, tables_dir, "checks")
-    checks_markdown.write_text(f"{summary}.\n\n{checks_markdown.read_text()}")
+    write_table(check_table, tables_dir, "checks", lead=f"{summary}.")
     write_table(slopes, tables_dir, "slopes")
     experiments = [get_experiment(name) for name in plan.cells]
     figures, tables = {}, {}
