@@ -131,7 +131,8 @@ def _evaluate_group(
     """``evaluate_ensemble`` of models evaluated in one stack."""
     models = [f.model for f in fitted]
     seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
-    group = _Group(StackedModels(models, device), [m.pair.target for m in members], seeds)
+    truths = [m.pair.target.to(device) for m in members]
+    group = _Group(StackedModels(models, device), truths, seeds)
     if isinstance(models[0], ScoreModel):
         rows = _score_model_rows(group, sizes)
         if isinstance(models[0], LinearScoreModel):
@@ -141,8 +142,8 @@ def _evaluate_group(
     z, x, log_p = group.points(sizes.n_kl, 0.0)
     rows = _divergence_rows(log_p, _by_rows(group.models.log_prob, x, z))
     if isinstance(models[0], LinearGaussianModel):
-        for row, model, truth in zip(rows, models, group.truths, strict=True):
-            p, fit = truth.params, model.conditional()
+        for row, model, member in zip(rows, models, members, strict=True):
+            p, fit = member.pair.target.params, model.conditional()
             exact = linear_gaussian_kl(
                 p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
             )
@@ -152,10 +153,10 @@ def _evaluate_group(
 
 def _by_rows(function: Callable, x: Tensor, z: Tensor | None) -> Tensor:
     """``function(x, z)`` for x (E, N, d_x), z (E, N, d_z) or ``None``, in slices of rows of
-    at most ``ROWS_PER_CALL`` over all members; (E, N, ...) on the CPU."""
+    at most ``ROWS_PER_CALL`` over all members; (E, N, ...)."""
     rows = max(1, ROWS_PER_CALL // x.shape[0])
     parts = [
-        function(x[:, i : i + rows], None if z is None else z[:, i : i + rows]).cpu()
+        function(x[:, i : i + rows], None if z is None else z[:, i : i + rows])
         for i in range(0, x.shape[1], rows)
     ]
     return torch.cat(parts, 1)
@@ -189,10 +190,6 @@ def _score_model_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     return rows
 
 
-def _on(device: str, tensor: Tensor | None) -> Tensor | None:
-    return None if tensor is None else tensor.to(device)
-
-
 def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
     """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
     at tau_0 over ``n`` truth samples (one Hutchinson probe per point from the member's seed,
@@ -203,16 +200,9 @@ def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
         [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in group.seeds]
     )
     log_q = ode_log_prob(
-        models.score,
-        models.base.sde,
-        x.to(models.device),
-        _on(models.device, z),
-        tau0,
-        rtol=1e-5,
-        atol=1e-5,
-        probe=probe.to(models.device),
+        models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5, probe=probe.to(x)
     )
-    return _divergence_rows(log_p, log_q.cpu())
+    return _divergence_rows(log_p, log_q)
 
 
 def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:
@@ -228,13 +218,13 @@ def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
             models.base.sde,
             n,
             truths[0].d_x,
-            _on(models.device, z),
+            z,
             tau0,
             sizes.sampler_steps,
             generators,
             device=models.device,
-        ).cpu()
-    joint = lambda z, x: x if z is None else torch.cat([z, x], 1)  # noqa: E731
+        )
+    joint = lambda z, x: (x if z is None else torch.cat([z, x], 1)).cpu()  # noqa: E731
     distances = []
     for e, (drawn, truth, seed) in enumerate(zip(samples, truths, seeds, strict=True)):
         drawn = joint(None if z is None else z[e], drawn)

@@ -113,6 +113,30 @@ def test_sample_is_deterministic_and_streams_are_independent(family):
     torch.testing.assert_close(rebuilt.target.sample(100, seed=5)[1], x1, rtol=0, atol=0)
 
 
+def test_a_task_on_another_device_computes_there(family):
+    """Every tensor the law makes is on the task's device: on the meta device (shapes
+    without data), mixing in a CPU tensor raises."""
+    for task in tasks_of(small_pair(family)).values():
+        z, x = task.sample(10, seed=1)
+        moved = task.to("meta")
+        z_meta = None if z is None else z.to("meta")
+        for tau in TAUS:
+            assert moved.log_prob(x.to("meta"), z_meta, tau).device.type == "meta"
+            assert moved.score(x.to("meta"), z_meta, tau).shape == x.shape
+        assert task.device.type == "cpu" and moved.device.type == "meta"
+
+
+def test_a_task_moved_to_its_own_device_is_the_same_task(family):
+    pair = small_pair(family)
+    moved = pair.target.to("cpu")
+    z, x = pair.target.sample(50, seed=3)
+    z_moved, x_moved = moved.sample(50, seed=3)
+    torch.testing.assert_close(x_moved, x, rtol=0, atol=0)
+    torch.testing.assert_close(moved.log_prob(x, z, 0.5), pair.target.log_prob(x, z, 0.5))
+    torch.testing.assert_close(moved.score(x, z, 0.5), pair.target.score(x, z, 0.5))
+    assert moved.params.keys() == pair.target.params.keys()
+
+
 def test_target_does_not_depend_on_similarity(family):
     z, x = small_pair(family, similarity=0.0).target.sample(200, seed=1)
     reference = small_pair(family, similarity=0.0).target.log_prob(x, z)

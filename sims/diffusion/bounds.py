@@ -58,10 +58,10 @@ def score_errors(
             [t.score(x[e], None if z is None else z[e], tau) for e, t in enumerate(truths)]
         )
         with torch.no_grad():
-            squared = ((score(x, z, tau).cpu() - true) ** 2).sum(-1)  # (E, n)
+            squared = ((score(x, z, tau) - true) ** 2).sum(-1)  # (E, n)
         factor = weight * sde.beta(tau) * tau
-        total += factor * squared.mean(-1)
-        variance += (factor * squared.std(-1)) ** 2 / n
+        total += factor * squared.mean(-1).cpu()
+        variance += (factor * squared.std(-1).cpu()) ** 2 / n
     pairs = zip(total.tolist(), variance.sqrt().tolist(), strict=True)
     return [Estimate(value, se) for value, se in pairs]
 

@@ -8,6 +8,7 @@ log-density and score at one matrix product per component.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -49,6 +50,12 @@ class GaussianMixture:
         """Dimension d of the space."""
         return self.means.shape[-1]
 
+    def to(self, device: str | torch.device) -> GaussianMixture:
+        """The same mixture with its tensors on ``device`` (factors moved, not recomputed)."""
+        moved = copy.copy(self)
+        moved.__dict__.update({name: value.to(device) for name, value in vars(self).items()})
+        return moved
+
     def noised(self, sde: VPSDE, tau: float) -> GaussianMixture:
         """The law of x_tau under the forward process when x_0 follows this mixture."""
         if tau == 0.0:
@@ -78,14 +85,16 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """(n, d) draws, one per batch element when the batch shape is (n,).
 
-        An unbatched mixture (weights (K,), means (K, d)) gives n independent draws.
+        An unbatched mixture (weights (K,), means (K, d)) gives n independent draws. The
+        generator lives on the mixture's device.
         """
+        options = {"generator": generator, "dtype": self.means.dtype, "device": self.means.device}
         cumulative = self.log_weights.exp().expand(n, -1).cumsum(-1)
-        uniforms = torch.rand(n, 1, generator=generator, dtype=cumulative.dtype)
+        uniforms = torch.rand(n, 1, **options)
         last = cumulative.shape[-1] - 1
         component = (cumulative < uniforms).sum(-1).clamp(max=last)
-        noise = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
-        x = self.means.expand(n, -1, -1)[torch.arange(n), component]
+        noise = torch.randn(n, self.dim, **options)
+        x = self.means.expand(n, -1, -1)[torch.arange(n, device=self.means.device), component]
         for k, cholesky in enumerate(self.cholesky):
             rows = component == k
             x[rows] += noise[rows] @ cholesky.T
@@ -111,7 +120,7 @@ class GaussianMixture:
             bias: (d_out,) offset.
             noise_variance: variance of independent isotropic noise added, >= 0.
         """
-        eye = torch.eye(weight.shape[0], dtype=weight.dtype)
+        eye = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
         covariances = weight @ self.covariances @ weight.T + noise_variance * eye
         return GaussianMixture(self.log_weights, self.means @ weight.T + bias, covariances)
 

@@ -32,7 +32,7 @@ class GaussianHead:
 
     def __call__(self, e: Tensor) -> GaussianMixture:
         means = self.mean(e).unsqueeze(-2)
-        log_weights = torch.zeros(means.shape[:-1], dtype=means.dtype)
+        log_weights = torch.zeros(means.shape[:-1], dtype=means.dtype, device=means.device)
         return GaussianMixture(log_weights, means, self.covariance.unsqueeze(0))
 
 
@@ -55,5 +55,5 @@ class MixtureHead:
     def __call__(self, e: Tensor) -> GaussianMixture:
         n_components, d_x = self.centres.shape
         means = self.centres + self.displacement(e).view(-1, n_components, d_x)
-        eye = torch.eye(d_x, dtype=means.dtype).expand(n_components, d_x, d_x)
+        eye = torch.eye(d_x, dtype=means.dtype, device=means.device).expand(n_components, d_x, d_x)
         return GaussianMixture(self.logits(e), means, self.scale**2 * eye)

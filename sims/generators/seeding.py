@@ -20,7 +20,8 @@ def seeded_rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([check_seed(seed), *keys]))
 
 
-def seeded_generator(seed: int, *names: str) -> torch.Generator:
-    """A torch generator for the stream named ``names`` under ``seed`` (see ``seeded_rng``)."""
+def seeded_generator(seed: int, *names: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` for the stream named ``names`` under ``seed`` (see
+    ``seeded_rng``). Generators of different devices draw different numbers from one seed."""
     state = seeded_rng(seed, *names).integers(0, 2**63 - 1)
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator(device=device).manual_seed(int(state))

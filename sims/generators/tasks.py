@@ -6,6 +6,7 @@ built from it, so the density, the score and the sampler cannot disagree.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from sims.generators.devices import fields_on_device
 from sims.generators.embeddings import Embedding
 from sims.generators.gaussian_mixture import GaussianMixture
 from sims.generators.seeding import seeded_generator
@@ -20,9 +22,9 @@ from sims.sde import VPSDE, check_tau
 from sims.validation import check_positive_int
 
 
-def as_points(name: str, values, dim: int) -> Tensor:
-    """``values`` as a float64 tensor of shape (N, dim), or ``ValueError``."""
-    tensor = torch.as_tensor(values, dtype=torch.float64)
+def as_points(name: str, values, dim: int, device: torch.device) -> Tensor:
+    """``values`` as a float64 tensor of shape (N, dim) on ``device``, or ``ValueError``."""
+    tensor = torch.as_tensor(values, dtype=torch.float64, device=device)
     if tensor.ndim != 2 or tensor.shape[1] != dim:
         raise ValueError(f"{name} has shape {tuple(tensor.shape)}: expected (N, {dim})")
     return tensor
@@ -50,6 +52,7 @@ class Task(ABC):
         d_z: dimension of the condition z, or ``None`` for an unconditional task.
         sde: forward process that defines the noised laws p_tau.
         params: the task's true parameters, by name (family-specific).
+        device: where the law's tensors live, and where the task samples and evaluates.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Task(ABC):
     d_z: int | None
     sde: VPSDE
     params: dict[str, Tensor]
+    device: torch.device
 
     @abstractmethod
     def _law(self, z: Tensor | None) -> GaussianMixture:
@@ -73,10 +77,16 @@ class Task(ABC):
             return None
         if z is None:
             raise ValueError(f"this task is conditional: pass z of shape (N, {self.d_z})")
-        z = as_points("z", z, self.d_z)
+        z = as_points("z", z, self.d_z, self.device)
         if z.shape[0] != n:
             raise ValueError(f"z has {z.shape[0]} rows but x has {n}: expected one z per x")
         return z
+
+    def to(self, device: str | torch.device) -> Task:
+        """This task with its law on ``device``. Its samples there come from a generator on
+        that device: the same on every run, but not the numbers the CPU draws."""
+        moved = fields_on_device(self, device) | {"device": torch.device(device)}
+        return dataclasses.replace(self, **moved)
 
     def law(self, z=None, tau: float = 0.0) -> GaussianMixture:
         """The law p_tau(x | z) as a Gaussian mixture batched over the rows of z."""
@@ -92,11 +102,12 @@ class Task(ABC):
         Returns:
             z: (n, d_z) float64, or ``None`` for an unconditional task.
             x: (n, d_x) float64.
+        Both on the task's device.
         The same (n, seed) always gives the same draws; target and source use independent
         streams even under the same seed.
         """
         n = check_positive_int("n", n)
-        generator = seeded_generator(seed, "sample", self.name)
+        generator = seeded_generator(seed, "sample", self.name, device=self.device)
         z = self._sample_conditions(n, generator)
         x = [
             self._noised_law(block_of(z, block), tau).sample(block.stop - block.start, generator)
@@ -105,16 +116,18 @@ class Task(ABC):
         return z, torch.cat(x)
 
     def log_prob(self, x, z=None, tau: float = 0.0) -> Tensor:
-        """Exact log p_tau(x | z) in nats: x (N, d_x), z (N, d_z) or ``None``; returns (N,)."""
+        """Exact log p_tau(x | z) in nats: x (N, d_x), z (N, d_z) or ``None``, moved to the
+        task's device; returns (N,) there."""
         return self._per_block(GaussianMixture.log_prob, x, z, tau)
 
     def score(self, x, z=None, tau: float = 0.0) -> Tensor:
-        """Exact score grad_x log p_tau(x | z): x (N, d_x), z (N, d_z) or ``None``; (N, d_x)."""
+        """Exact score grad_x log p_tau(x | z): x (N, d_x), z (N, d_z) or ``None``, moved to the
+        task's device; returns (N, d_x) there."""
         return self._per_block(GaussianMixture.score, x, z, tau)
 
     def _per_block(self, method: Callable, x, z, tau: float) -> Tensor:
         """``method(law, x)`` of the law p_tau(. | z), over blocks of rows, concatenated."""
-        x = as_points("x", x, self.d_x)
+        x = as_points("x", x, self.d_x, self.device)
         z = self._checked_conditions(z, x.shape[0])
         blocks = row_blocks(x.shape[0])
         return torch.cat([method(self._noised_law(block_of(z, b), tau), x[b]) for b in blocks])
@@ -136,12 +149,14 @@ class ConditionalTask(Task):
     head: Callable[[Tensor], GaussianMixture]
     params: dict[str, Tensor] = field(default_factory=dict)
     sde: VPSDE = field(default_factory=VPSDE)
+    device: torch.device = torch.device("cpu")
 
     def _law(self, z: Tensor) -> GaussianMixture:
         return self.head(self.embedding(z))
 
     def _sample_conditions(self, n: int, generator: torch.Generator) -> Tensor:
-        return torch.randn(n, self.d_z, generator=generator, dtype=torch.float64)
+        options = {"generator": generator, "dtype": torch.float64, "device": self.device}
+        return torch.randn(n, self.d_z, **options)
 
 
 @dataclass
@@ -153,6 +168,7 @@ class UnconditionalTask(Task):
     params: dict[str, Tensor] = field(default_factory=dict)
     sde: VPSDE = field(default_factory=VPSDE)
     d_z: None = None
+    device: torch.device = torch.device("cpu")
 
     @property
     def d_x(self) -> int:

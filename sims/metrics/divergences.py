@@ -52,7 +52,8 @@ def divergences(
     Args:
         truth: the task whose law is the reference (its ``sample`` and ``log_prob``).
         model_log_prob: ``(x, z) -> log p_hat(x | z)``, x (n, d_x) and z (n, d_z) or ``None``
-            as float64 CPU tensors; returns (n,). The model moves and casts them as it needs.
+            as float64 tensors on the truth's device; returns (n,). The model moves and casts
+            them as it needs.
         n: number of fresh truth samples.
         seed: sampling seed of the truth samples.
         tau: diffusion time of the truth's law.
@@ -61,7 +62,7 @@ def divergences(
     z, x = truth.sample(n, seed, tau)
     log_p = truth.log_prob(x, z, tau)
     with torch.no_grad():
-        log_q = model_log_prob(x, z).detach().cpu()
+        log_q = model_log_prob(x, z).detach().to(log_p.device)
     return log_ratio_divergences(log_p, log_q)
 
 
