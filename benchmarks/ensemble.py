@@ -1,11 +1,11 @@
 """Ensemble training vs one model at a time: wall-time ratio on this machine.
 
     python benchmarks/ensemble.py [--model flow|diffusion] [--members 32] [--steps 200]
-        [--n 1000] [--device cpu|cuda] [--ways ensemble,plain_loop,...]
+        [--n 1000] [--dims 2,8,2] [--device cpu|cuda] [--ways ensemble,plain_loop,...]
 
 Trains the same members (conditional spline flows, or conditional score networks, on
-``gaussian_smooth``, d_x=2, d_z=8, d_h=2; same initial weights, data, minibatch streams and
-number of Adam steps) five ways, side by side in one run:
+``gaussian_smooth`` with ``--dims`` d_x, d_z, d_h; same initial weights, data, minibatch
+streams and number of Adam steps) five ways, side by side in one run:
 - ``ensemble``: all members in one loop of the engine (``sims.engine.fit_minibatch``), as
   ``run_all.py`` trains them: the networks' products in bfloat16 where the device has
   native bfloat16 (``--precision auto``), else float32;
@@ -18,7 +18,8 @@ Each way first runs two untimed steps, so that one-off costs (allocations, libra
 fall on none of them. Prints each wall time, the training throughput in member-steps (models
 x Adam steps) and samples x steps per second, and the ratios of the one-at-a-time times to
 the ensemble's. ``--ways ensemble`` alone times large ensembles (on a GPU, thousands of
-members) without their slow one-at-a-time baselines.
+members) without their slow one-at-a-time baselines; ``--dims 4,3,3`` gives the data and condition
+sizes of the reference models the GPU targets are stated for (4-D data, 3-D context).
 ``timings`` returns the wall times, for ``benchmarks/run.py``.
 """
 
@@ -69,9 +70,17 @@ class Problem:
         return dataclasses.replace(self, config=config)
 
 
-def make_problem(model: str, members: int, steps: int, n: int) -> Problem:
-    """``members`` models of kind ``model`` on ``n`` samples each, to train ``steps`` steps."""
-    pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, seed=0)
+DIMS = (2, 8, 2)
+"""d_x, d_z, d_h of the benchmarks' truth."""
+
+
+def make_problem(
+    model: str, members: int, steps: int, n: int, dims: Sequence[int] = DIMS
+) -> Problem:
+    """``members`` models of kind ``model`` on ``n`` samples each of ``gaussian_smooth``
+    with ``dims`` (d_x, d_z, d_h), to train ``steps`` steps."""
+    d_x, d_z, d_h = dims
+    pair = make_task_pair("gaussian_smooth", d_x=d_x, d_z=d_z, d_h=d_h, seed=0)
     replicates = make_members(pair, range(members), n_target=n, n_source=None)
     data = [m.target for m in replicates]
     models = []
@@ -174,6 +183,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=1000, help="training samples per member")
+    parser.add_argument(
+        "--dims",
+        default=",".join(map(str, DIMS)),
+        metavar="D_X,D_Z,D_H",
+        help="dimensions of the data, the condition and the embedding",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
         "--ways", default=",".join(WAYS), help=f"comma-separated, of: {', '.join(WAYS)}"
@@ -185,10 +200,14 @@ def main() -> None:
     unknown = sorted(set(ways) - set(WAYS))
     if unknown:
         parser.error(f"--ways: unknown {', '.join(unknown)}; expected some of {', '.join(WAYS)}")
-    problem = make_problem(args.model, args.members, args.steps, args.n)
+    try:
+        dims = [int(d) for d in args.dims.split(",")]
+        problem = make_problem(args.model, args.members, args.steps, args.n, dims)
+    except ValueError as error:
+        parser.error(f"--dims {args.dims}: {error}")
     seconds = timings(problem, ways, args.device)
     print(
-        f"model={args.model} members={args.members} steps={args.steps} "
+        f"model={args.model} members={args.members} steps={args.steps} dims={args.dims} "
         f"batch={problem.config.batch_size} device={args.device} "
         f"ensemble precision={resolve('auto', args.device)} "
         f"torch threads={torch.get_num_threads()}"
