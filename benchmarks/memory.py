@@ -25,6 +25,7 @@ import torch
 from run import peak_rss_mib
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, Profile, get_experiment
+from sims.methods import Fitted
 from sims.runner.cells import Cell, expand
 from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
 
@@ -51,11 +52,19 @@ def largest_units(experiment: str, profile: str) -> list[Unit]:
     return [[(cell, seeds) for cell in cells] for cells in largest.values()]
 
 
+def pretrained_sources(unit: Unit, settings: Settings) -> list[list[Fitted]]:
+    """Each cell's source models, pre-trained once per distinct source (cells that differ
+    only in n_target share theirs), as ``run_all.py`` does."""
+    distinct = {cell.pretraining_key(): (cell, seeds) for cell, seeds in unit}
+    fitted = dict(zip(distinct, pretrain_task(list(distinct.values()), settings), strict=True))
+    return [fitted[cell.pretraining_key()] for cell, _ in unit]
+
+
 def measure(unit: Unit, profile: Profile) -> tuple[float, float]:
     """(peak resident GiB, seconds) of pre-training, training and evaluating ``unit``."""
     start = time.perf_counter()
     settings = Settings(profile, device="cpu", threads=2, precision="auto")
-    sources = pretrain_task(unit, settings) if unit[0][0].pretrained else None
+    sources = pretrained_sources(unit, settings) if unit[0][0].pretrained else None
     rows = ensemble_task(unit, settings, sources)
     failed = [r["error"] for cell_rows in rows for r in cell_rows if r["status"] != "ok"]
     if failed:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sims.generators import make_task_pair
 from theory import checks
-from theory.fitting import Interval, fit_crossover, fit_slope, fit_two_term
+from theory.fitting import Interval, crossover_seeds, fit_crossover, fit_slope, fit_two_term
 from theory.parametric import crossover_n_source, k_oracle, k_scratch, kappa, transfer_kl
 from theory.rates import Setting, predict
 
@@ -53,9 +53,11 @@ def anchor_checks(frame: pd.DataFrame) -> tuple[list[checks.Check], list[dict]]:
         found.append(checks.in_band(name, rows.kl_exact / prediction))
     n_t = moved.n_target.min()
     scratch = frame[(frame.method == "scratch") & (frame.n_target == n_t)]
-    measured = fit_crossover(moved[moved.n_target == n_t], scratch, y="kl_exact")
+    transfer = moved[moved.n_target == n_t]
+    measured = fit_crossover(transfer, scratch, y="kl_exact")
     predicted = crossover_n_source(kappa_, n_t)
-    found.append(checks.crossover(f"crossover n_s*, n_t={n_t}", measured, predicted))
+    seeds = crossover_seeds(transfer, scratch)
+    found.append(checks.crossover(f"crossover n_s*, n_t={n_t}", measured, predicted, seeds))
     two_term = fit_two_term(moved, y="kl_exact")
     terms = (("n_target", two_term.target_exponent), ("n_source", two_term.source_exponent))
     for over, exponent in terms:

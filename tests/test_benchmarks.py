@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import subprocess
@@ -134,3 +135,22 @@ def test_memory_benchmark_takes_each_models_largest_ensemble(monkeypatch):
         assert {cell.method for cell, _ in unit} == {"pooled"}  # source rows train too
         assert [len(seeds) for _, seeds in unit] == [10] * 8  # 8 target sizes, 10 seeds
         assert max(cell.n_target for cell, _ in unit) == 12_800
+
+
+def test_memory_benchmark_pretrains_each_source_once(monkeypatch):
+    """Cells that differ only in n_target share their source models, as in a run."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import memory
+
+    trained = []
+
+    def pretrain_task(unit, settings):
+        trained.extend(cell.n_source for cell, _ in unit)
+        return [[(cell.n_source, seed) for seed in seeds] for cell, seeds in unit]
+
+    monkeypatch.setattr(memory, "pretrain_task", pretrain_task)
+    (unit,) = memory.largest_units("crossover", "smoke")
+    both = [(dataclasses.replace(c, n_target=n), seeds) for n in (200, 300) for c, seeds in unit]
+    sources = memory.pretrained_sources(both, settings=None)
+    assert sorted(trained) == [400, 1600]
+    assert sources == [[(cell.n_source, seed) for seed in seeds] for cell, seeds in both]

@@ -9,7 +9,14 @@ import torch
 
 from sims.generators import make_task_pair
 from theory import checks
-from theory.fitting import Interval, fit_crossover, fit_slope, fit_two_term, fitted_constant
+from theory.fitting import (
+    Interval,
+    crossover_seeds,
+    fit_crossover,
+    fit_slope,
+    fit_two_term,
+    fitted_constant,
+)
 from theory.parametric import (
     crossover_n_source,
     k_affine,
@@ -180,12 +187,18 @@ def test_calibration_and_transfer_checks_fail_outside_the_band():
 
 
 def test_crossover_check_fails_when_off_by_more_than_a_factor_1_5():
-    assert checks.crossover("crossover", Interval(4500, 3000, 6000), 4000).passed
-    assert not checks.crossover("crossover", Interval(8000, 6000, 9000), 4000).passed
-    assert not checks.crossover("crossover", Interval(math.nan, 0, 0), 4000).passed
-    assert not checks.crossover("crossover", Interval(2000, 1500, 2600), 4000).passed
+    assert checks.crossover("crossover", Interval(4500, 3000, 6000), 4000, 20).passed
+    assert not checks.crossover("crossover", Interval(8000, 6000, 9000), 4000, 20).passed
+    assert not checks.crossover("crossover", Interval(math.nan, 0, 0), 4000, 20).passed
+    assert not checks.crossover("crossover", Interval(2000, 1500, 2600), 4000, 20).passed
     # a few noisy seeds cannot reject the prediction: the interval reaches the band
-    assert checks.crossover("noisy", Interval(523, 480, 930), 800).passed
+    assert checks.crossover("noisy", Interval(523, 480, 930), 800, 3).passed
+
+
+def test_crossover_seeds_are_the_fewest_in_any_cell():
+    transfer = pd.DataFrame({"n_source": [100, 100, 100, 200, 200], "kl": 1.0})
+    assert crossover_seeds(transfer, pd.DataFrame({"kl": [1.0] * 4})) == 2
+    assert crossover_seeds(transfer, pd.DataFrame({"kl": [1.0]})) == 1
 
 
 def test_ordering_and_path_bound_checks_fail_on_planted_violations():
@@ -221,23 +234,24 @@ def test_a_single_seed_makes_a_statistical_check_not_assessable(tmp_path):
     near = checks.in_band("transfer", pd.Series([1.0]))
     worse = checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2]))
     mixed = checks.ordering("oracle <= scratch", pd.Series([0.3]), pd.Series([0.2, 0.21]))
-    point = checks.crossover("crossover", Interval(8000, 8000, 8000), 4000)
+    point = checks.crossover("crossover", Interval(8000, 8000, 8000), 4000, 1)
+    lost = checks.crossover("crossover", Interval(math.nan, math.nan, math.nan), 4000, 1)
     assert checks.slope("slope", Interval(-0.4, -0.4, -0.4), -0.9).verdict == "not assessable"
-    unassessed = [far, near, worse, mixed, point]
+    unassessed = [far, near, worse, mixed, point, lost]
     assert all(c.verdict == checks.NOT_ASSESSABLE and not c.passed for c in unassessed)
     assert far.figure == pytest.approx(0.64) and worse.figure == pytest.approx(0.1)
     assert far.detail == "1 seed: no standard error"
     assert mixed.detail == "1 seed and 2 seeds: no standard error"
-    assert "no spread over seeds" in point.detail
-    # an undefined crossover still fails: no resampling of any seed gave one
-    undefined = checks.crossover("crossover", Interval(math.nan, math.nan, math.nan), 4000)
+    assert "1 seed per cell, no spread over seeds" in point.detail
+    # with seeds enough, an undefined crossover fails: no resampling of any seed gave one
+    undefined = checks.crossover("crossover", Interval(math.nan, math.nan, math.nan), 4000, 20)
     report = [checks.pinsker(rows([0.02], [0.05])), *unassessed, undefined]
     assert checks.failed(report) == [undefined]
     assert checks.summary(report) == (
-        "1 of 7 must-hold checks pass, 1 failed, "
-        "5 not assessable (too few seeds to estimate their noise)"
+        "1 of 8 must-hold checks pass, 1 failed, "
+        "6 not assessable (too few seeds to estimate their noise)"
     )
     assert checks.summary(report[:1]) == "1 of 1 must-hold checks pass"
     checks.write(report, tmp_path / "checks.csv")
     written = pd.read_csv(tmp_path / "checks.csv")
-    assert list(written.verdict) == ["pass", *["not assessable"] * 5, "fail"]
+    assert list(written.verdict) == ["pass", *["not assessable"] * 6, "fail"]

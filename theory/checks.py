@@ -99,23 +99,24 @@ def in_band(name: str, ratios: pd.Series, band=CALIBRATION_BAND) -> Check:
     return Check(name, MUST_HOLD, mean, limit, _verdict(holds), f"se {se:.3g} over {seeds}")
 
 
-def crossover(name: str, measured: Interval, predicted: float) -> Check:
+def crossover(name: str, measured: Interval, predicted: float, seeds: int) -> Check:
     """[formalization] The measured crossover n_s* within a factor 1.5 of kappa n_t: it
     fails when n_s* is undefined, or when its bootstrap interval lies wholly outside
     [kappa n_t / 1.5, 1.5 kappa n_t], so that a handful of seeds does not fail a correct
-    run (as ``in_band`` allows its standard errors). A defined n_s* whose interval has no
-    width or no ends (a single seed per cell: every resampling is the sample itself) is not
-    assessable."""
+    run (as ``in_band`` allows its standard errors). With fewer than 2 ``seeds`` in some
+    cell it is not assessable: every resampling is the sample itself, so there is no
+    interval, and one seed's noise alone can hide or move the crossing."""
     ratio = measured.value / predicted
     low, high = predicted / CROSSOVER_FACTOR, predicted * CROSSOVER_FACTOR
     detail = (
         f"n_s* = {measured.value:.0f} [{measured.low:.0f}, {measured.high:.0f}], "
         f"predicted {predicted:.0f}"
     )
-    if not math.isfinite(ratio):
+    if seeds < 2:
+        verdict = NOT_ASSESSABLE
+        detail = f"{detail}: {_seeds(seeds)} per cell, no spread over seeds to form an interval"
+    elif not math.isfinite(ratio):
         verdict = FAIL
-    elif not measured.low < measured.high:
-        verdict, detail = NOT_ASSESSABLE, f"{detail}: no spread over seeds to form an interval"
     else:
         verdict = _verdict(measured.low < high and measured.high > low)
     return Check(

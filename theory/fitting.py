@@ -150,6 +150,12 @@ def _zero_crossing(log_n: np.ndarray, log_ratio: np.ndarray) -> float:
     return math.nan
 
 
+def crossover_seeds(transfer: pd.DataFrame, scratch: pd.DataFrame) -> int:
+    """The fewest seeds (rows) in any cell that ``fit_crossover`` averages: transfer at
+    each n_source, and scratch."""
+    return int(min(transfer.groupby("n_source").size().min(), len(scratch)))
+
+
 def fit_crossover(
     transfer: pd.DataFrame,
     scratch: pd.DataFrame,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sims.generators import family_knobs, make_task_pair
 from theory import checks
-from theory.fitting import Interval, fit_crossover, fit_slope
+from theory.fitting import Interval, crossover_seeds, fit_crossover, fit_slope
 from theory.parametric import crossover_n_source, k_oracle, k_scratch, kappa, transfer_kl
 from theory.rates import Setting, predict
 
@@ -86,7 +86,9 @@ def _crossover(frame: pd.DataFrame) -> list:
             continue
         measured = fit_crossover(rows, reference, y=ANCHOR_ERROR)
         predicted = crossover_n_source(kappa_, n_t)
-        found.append(checks.crossover(f"crossover n_s*, n_t={n_t}", measured, predicted))
+        seeds = crossover_seeds(rows, reference)
+        name = f"crossover n_s*, n_t={n_t}"
+        found.append(checks.crossover(name, measured, predicted, seeds))
     return found
 
 

@@ -42,8 +42,9 @@ def score_errors(
     of ``seeds[i]`` (the samples a lone ``score_error`` draws).
 
     Args:
-        score: ``score(x, z, tau)`` for x (E, n, d_x), z (E, n, d_z) or ``None``.
-        truths, seeds: E each; the truths share their dimensions and their SDE.
+        score: ``score(x, z, tau)`` for x (E, n, d_x), z (E, n, d_z) or ``None`` on the
+            truths' device, returning float64 there.
+        truths, seeds: E each; the truths share their dimensions, their SDE and their device.
     """
     sde = truths[0].sde
     points, weights = np.polynomial.legendre.leggauss(nodes)

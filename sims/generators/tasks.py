@@ -185,7 +185,7 @@ def stacked_samples(
     tasks: Sequence[Task], n: int, seeds: Sequence[int], tau: float = 0.0
 ) -> tuple[Tensor | None, Tensor]:
     """``n`` samples of each task, task i's drawn with ``seeds[i]``, stacked: z (E, n, d_z)
-    or ``None``, x (E, n, d_x); the tasks share their dimensions."""
+    or ``None``, x (E, n, d_x); the tasks share their dimensions and their device."""
     drawn = [task.sample(n, seed, tau) for task, seed in zip(tasks, seeds, strict=True)]
     z = None if drawn[0][0] is None else torch.stack([z for z, _ in drawn])
     return z, torch.stack([x for _, x in drawn])
