@@ -18,9 +18,8 @@ Each way first runs two untimed steps, so that one-off costs (allocations, libra
 fall on none of them. Prints each wall time, the training throughput in member-steps (models
 x Adam steps) and samples x steps per second, and the ratios of the one-at-a-time times to
 the ensemble's. ``--ways ensemble`` alone times large ensembles (on a GPU, thousands of
-members) without their slow one-at-a-time baselines; ``--dims 4,3,3`` gives the data and
-condition sizes of the reference models the GPU targets are stated for (4-D data, 3-D
-context).
+members) without their slow one-at-a-time baselines; ``--dims 4,3,3`` gives 4-D data with
+a 3-D condition, the sizes of a small reference pair often timed on GPUs.
 ``timings`` returns the wall times, for ``benchmarks/run.py``.
 """
 
