@@ -34,6 +34,7 @@ from sims.models.precision import networks_in, resolve
 from sims.models.stacked import call_each, check_one_architecture, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
 
+HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
 _TRIM_THRESHOLD = 2**30  # bytes
@@ -167,11 +168,30 @@ class _Stack:
         z = None if datasets[0].z is None else padded([d.z for d in datasets])
         return padded([d.x for d in datasets]), z, weights
 
-    def losses(self, x: Tensor, z: Tensor | None, weights: Tensor, noise: Tensor) -> Tensor:
-        """Each member's training loss on its own rows and noise, (E,)."""
-
+    def losses(
+        self,
+        x: Tensor,
+        z: Tensor | None,
+        weights: Tensor,
+        noise: Tensor,
+        rows_per_call: int | None = None,
+    ) -> Tensor:
+        """Each member's training loss on its own rows and noise, (E,). With
+        ``rows_per_call``, the members go in consecutive groups whose padded rows stay
+        within it (or one member's), which bounds memory and gives the same values."""
         params = self.trainable | self.frozen
-        return call_each(self.base, params, self.buffers, x, z, weights, noise)
+        members, rows = x.shape[:2]
+        group = members if rows_per_call is None else max(1, rows_per_call // rows)
+        if group >= members:
+            return call_each(self.base, params, self.buffers, x, z, weights, noise)
+        parts = []
+        for start in range(0, members, group):
+            part = slice(start, start + group)
+            member_params = {k: v[part] for k, v in params.items()}
+            member_buffers = {k: v[part] for k, v in self.buffers.items()}
+            args = (x[part], None if z is None else z[part], weights[part], noise[part])
+            parts.append(call_each(self.base, member_params, member_buffers, *args))
+        return torch.cat(parts)
 
     def noise(self, generators: Sequence[torch.Generator], *shape: int) -> Tensor:
         """(*shape[:-1], E, shape[-1], noise_features) standard normal noise on the device,
@@ -266,9 +286,11 @@ class _Running:
             self.optimiser.step()
 
     def held_out_losses(self) -> Tensor:
-        """Each running member's loss on its held-out rows and fixed noise, (L,)."""
+        """Each running member's loss on its held-out rows and fixed noise, (L,), over at
+        most ``HELD_OUT_ROWS`` padded rows per call."""
+        held = (self.x_held, self.z_held, self.w_held, self.noise_held)
         with torch.no_grad():
-            return self.stack.losses(self.x_held, self.z_held, self.w_held, self.noise_held)
+            return self.stack.losses(*held, rows_per_call=HELD_OUT_ROWS)
 
     def subset(self, keep: Tensor) -> _Running:
         """The members where the boolean mask ``keep`` (L,) is true, with the padding trimmed
