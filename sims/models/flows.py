@@ -103,7 +103,7 @@ def complement_scale(x: Tensor, frame: Tensor) -> Tensor:
     k = d."""
     d, k = frame.shape
     if k == d:
-        return torch.ones((), dtype=x.dtype)
+        return torch.ones((), dtype=x.dtype, device=x.device)
     residual = x - (x @ frame) @ frame.T
     return ((residual**2).sum() / (len(x) * (d - k))).sqrt().clamp(min=1e-6)
 
@@ -159,7 +159,7 @@ class SubspaceFlow(DensityModel):
         """n draws of x (n, d_x) from torch's global generator."""
         frame = self.embedding()
         w = self.head().sample((n,))
-        noise = torch.randn(n, frame.shape[0]) * self.log_noise.exp()
+        noise = torch.randn(n, frame.shape[0], device=frame.device) * self.log_noise.exp()
         u = w @ frame.T + noise - (noise @ frame) @ frame.T
         return u * self.standardiser.scale + self.standardiser.shift
 
