@@ -22,7 +22,7 @@ from torch import Tensor
 
 from sims.diffusion.bounds import bound_from, prior_kl, score_errors
 from sims.diffusion.likelihood import ode_log_prob, rademacher
-from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
+from sims.diffusion.linear import LinearScore, euler_maruyama_law, ode_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
 from sims.generators.seeding import seeded_generator
 from sims.generators.tasks import Task, stacked_samples
@@ -247,7 +247,8 @@ def _score_function(model: ScoreModel):
 
 def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> dict[str, float]:
     """``kl_sampler``: exact KL from p_tau_0 to the continuous-time reverse SDE's law;
-    ``kl_euler_maruyama``: the same for its ``steps``-step recursion."""
+    ``kl_euler_maruyama``: the same for its ``steps``-step recursion; ``kl_ode_exact``: the
+    same for the probability-flow ODE's law, the exact value that ``kl_ode`` estimates."""
     p = member.pair.target.params
     truth = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde).at(model.tau0)
     fit = linear_fit(model)
@@ -255,6 +256,7 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
     laws = {
         "kl_sampler": sampler_law(score, model.tau0),
         "kl_euler_maruyama": euler_maruyama_law(score, model.tau0, steps),
+        "kl_ode_exact": ode_law(score, model.tau0),
     }
     return {
         name: linear_gaussian_kl(

@@ -9,10 +9,11 @@ from conftest import SMALL_DIMS
 
 from sims.diffusion.bounds import path_bound, prior_kl, score_error
 from sims.diffusion.likelihood import ode_log_prob, rademacher
-from sims.diffusion.linear import LinearScore, euler_maruyama_law, sampler_law
+from sims.diffusion.linear import LinearScore, euler_maruyama_law, ode_law, sampler_law
 from sims.diffusion.sampling import reverse_sde_sample
 from sims.generators import families, make_task_pair
 from sims.metrics import gaussian_kl, linear_gaussian_kl, mmd
+from sims.models.linear_gaussian import LinearGaussianFit
 
 TAU0 = 1e-3
 
@@ -189,6 +190,29 @@ def test_euler_maruyama_law_converges_to_the_continuous_law():
     assert gaps[1] < gaps[0] / 5
 
 
+def test_ode_likelihood_is_the_density_of_the_exact_ode_law():
+    """For a linear score the probability-flow ODE carries N(0, I) to a Gaussian law; the
+    likelihood code gives its log-density point by point, to the solver's tolerance."""
+    task, true, perturbed = linear_anchor()
+    z, x = task.sample(200, seed=3, tau=TAU0)
+    for score in (true, *perturbed):
+        law = ode_law(score, TAU0)
+        mean = z @ law.coefficients.T + law.bias
+        exact = torch.distributions.MultivariateNormal(mean, law.covariance).log_prob(x)
+        torch.testing.assert_close(
+            ode_log_prob(score, task.sde, x, z, TAU0), exact, atol=1e-5, rtol=0
+        )
+    # with the true score the ODE is a bijection carrying p_1 to p_tau0, so its KL is the
+    # prior's, KL(p_1 || N(0, I)), which the reverse SDE contracts to nearly 0
+    truth, at_one = true.at(TAU0), true.at(1.0)
+    standard = LinearGaussianFit(
+        torch.zeros_like(at_one.coefficients), torch.zeros_like(at_one.bias), torch.eye(2).double()
+    )
+    prior = kl_between(at_one, standard)
+    assert kl_between(truth, ode_law(true, TAU0)) == pytest.approx(prior, rel=1e-6)
+    assert kl_between(truth, sampler_law(true, TAU0)) < 1e-3 * prior
+
+
 def test_path_bound_is_not_below_the_exact_sampler_kl():
     task, true, perturbed = linear_anchor()
     truth = true.at(TAU0)
@@ -217,6 +241,7 @@ def test_trained_linear_score_model_is_its_linear_score_and_respects_the_path_bo
         row = evaluate(fitted, member)
         assert row["kl_sampler"] > 0
         assert row["path_kl_bound"] + 4 * row["path_kl_bound_se"] >= row["kl_sampler"]
+        assert abs(row["kl_ode"] - row["kl_ode_exact"]) <= 4 * row["kl_se"]
 
 
 def test_closed_form_denoising_loss_of_the_linear_score_is_the_mean_sampled_loss():

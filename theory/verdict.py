@@ -7,7 +7,8 @@ Reads the tidy rows of ``results.csv`` (one per trained model) and, per experime
   crossover n_s* against kappa·n_t at every n_t;
 - ``target_scaling``, ``unconditional``: oracle <= scratch at every n_t, and the slope of
   every method with a candidate rate;
-- ``diffusion_bounds``: the path bound is not below the exact sampler KL.
+- ``diffusion_bounds``: the path bound is not below the exact sampler KL, and the ODE
+  likelihood's KL agrees with the ODE's exact KL.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def judge(frame: pd.DataFrame) -> tuple[list[checks.Check], pd.DataFrame]:
             more_checks, more_slopes = _scaling(experiments[name])
             found, slopes = found + more_checks, slopes + more_slopes
     if "diffusion_bounds" in experiments:
-        found.append(checks.path_bound(experiments["diffusion_bounds"]))
+        anchor = experiments["diffusion_bounds"]
+        found.append(checks.path_bound(anchor))
+        if "kl_ode_exact" in anchor:  # absent from rows cached by older versions
+            found.append(checks.ode_likelihood(anchor.dropna(subset=["kl_ode_exact"])))
     table = pd.DataFrame(slopes)
     found += [
         checks.slope(

@@ -1,18 +1,22 @@
-"""The linear score model and the exact law of its reverse-time sampler.
+"""The linear score model and the exact laws of its reverse-time sampler and its ODE.
 
 With s(x, tau | z) = -P_tau (x - alpha_tau mu(z)), P_tau = (alpha_tau^2 S + sigma_tau^2 I)^-1
 and mu(z) = C z + b, the reverse-time SDE is linear in x, so its output given z is Gaussian.
 In reverse time r = 1 - tau, starting from N(0, I) at tau = 1,
 
-    dx/dr = A_r x + beta P alpha mu + sqrt(beta) dW,   A_r = beta (I / 2 - P),
+    dx/dr = A_r x + lambda beta P alpha mu + sqrt((2 lambda - 1) beta) dW,
+    A_r = beta (I / 2 - lambda P),
 
-so the mean is M(r) mu(z) and the covariance K(r) with
+with lambda = 1 for the reverse SDE and lambda = 1/2 for the probability-flow ODE (half the
+score, no noise). So the mean is M(r) mu(z) and the covariance K(r) with
 
-    dM/dr = A_r M + beta alpha P,   M(0) = 0;     dK/dr = A_r K + K A_r^T + beta I,   K(0) = I.
+    dM/dr = A_r M + lambda beta alpha P,   M(0) = 0;
+    dK/dr = A_r K + K A_r^T + (2 lambda - 1) beta I,   K(0) = I.
 
-Integrating these (adaptive Runge-Kutta, tight tolerance) gives the continuous-time sampler's
-law; the Euler-Maruyama recursion of ``reverse_sde_sample`` is linear too, and its law
-follows the same update step by step. Both are ``LinearGaussianFit`` laws of x given z.
+Integrating these (adaptive Runge-Kutta, tight tolerance) gives the continuous-time
+sampler's law and the ODE's; the Euler-Maruyama recursion of ``reverse_sde_sample`` is
+linear too, and its law follows the same update step by step. All are ``LinearGaussianFit``
+laws of x given z.
 """
 
 from __future__ import annotations
@@ -66,32 +70,52 @@ def _law(score: LinearScore, mean_map: np.ndarray, covariance: np.ndarray) -> Li
     )
 
 
-def _drift(score: LinearScore, tau: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """A (d, d), the mean forcing beta alpha P (d, d), and beta at tau."""
+def _drift(
+    score: LinearScore, tau: float, share: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A (d, d), the mean forcing share beta alpha P (d, d), and beta at tau, for the
+    reverse SDE (``share`` 1) or the probability-flow ODE (1/2)."""
     sde = score.sde
     beta, alpha = sde.beta(tau), sde.alpha(tau)
-    precision = score.precision(tau).numpy()
+    precision = share * score.precision(tau).numpy()
     d = precision.shape[0]
     return beta * (0.5 * np.eye(d) - precision), beta * alpha * precision, beta
 
 
-def sampler_law(
-    score: LinearScore, tau0: float = 1e-3, rtol: float = 1e-10, atol: float = 1e-12
+def _continuous_law(
+    score: LinearScore, tau0: float, share: float, rtol: float, atol: float
 ) -> LinearGaussianFit:
-    """Exact law at tau_0 of the continuous-time reverse SDE driven by ``score``."""
+    """Exact law at tau_0 of the reverse-time dynamics with ``share`` of the score (1: the
+    SDE, 1/2: the ODE), started from N(0, I) at tau = 1."""
     d = len(score.bias)
+    noise = (2 * share - 1) * np.eye(d)
 
     def rates(r: float, state: np.ndarray) -> np.ndarray:
         mean_map, covariance = state[: d * d].reshape(d, d), state[d * d :].reshape(d, d)
-        a, forcing, beta = _drift(score, min(max(1.0 - r, 0.0), 1.0))
+        a, forcing, beta = _drift(score, min(max(1.0 - r, 0.0), 1.0), share)
         d_mean = a @ mean_map + forcing
-        d_covariance = a @ covariance + covariance @ a.T + beta * np.eye(d)
+        d_covariance = a @ covariance + covariance @ a.T + beta * noise
         return np.concatenate([d_mean.ravel(), d_covariance.ravel()])
 
     start = np.concatenate([np.zeros(d * d), np.eye(d).ravel()])
     solution = solve_ivp(rates, (0.0, 1.0 - tau0), start, method="DOP853", rtol=rtol, atol=atol)
     final = solution.y[:, -1]
     return _law(score, final[: d * d].reshape(d, d), final[d * d :].reshape(d, d))
+
+
+def sampler_law(
+    score: LinearScore, tau0: float = 1e-3, rtol: float = 1e-10, atol: float = 1e-12
+) -> LinearGaussianFit:
+    """Exact law at tau_0 of the continuous-time reverse SDE driven by ``score``."""
+    return _continuous_law(score, tau0, 1.0, rtol, atol)
+
+
+def ode_law(
+    score: LinearScore, tau0: float = 1e-3, rtol: float = 1e-10, atol: float = 1e-12
+) -> LinearGaussianFit:
+    """Exact law at tau_0 of the probability-flow ODE driven by ``score``, started from
+    N(0, I): the law whose log-density ``ode_log_prob`` computes."""
+    return _continuous_law(score, tau0, 0.5, rtol, atol)
 
 
 def euler_maruyama_law(

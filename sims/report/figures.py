@@ -203,6 +203,7 @@ BOUND_COLUMNS = {
     "path_kl_bound": "path bound",
     "kl_sampler": "exact KL of the reverse SDE",
     "kl_euler_maruyama": "exact KL of Euler-Maruyama",
+    "kl_ode_exact": "exact KL of the ODE",
     "kl_ode": "KL by the ODE likelihood",
     "score_err": "score error",
 }

@@ -20,6 +20,7 @@ ERRORS = [
     "path_kl_bound",
     "kl_sampler",
     "kl_euler_maruyama",
+    "kl_ode_exact",
     "sw2",
     "mmd",
 ]
