@@ -239,7 +239,8 @@ EXPERIMENTS = (
     Experiment(
         name="diffusion_bounds",
         description="The diffusion anchor (linear score model on linear_gaussian): score "
-        "error, path bound, exact sampler KL, Euler-Maruyama KL and ODE KL against n_t.",
+        "error, path bound, exact sampler, Euler-Maruyama and ODE KLs, and the ODE "
+        "likelihood's KL against n_t.",
         figure="bounds",
         x="n_target",
         grid={

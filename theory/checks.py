@@ -170,7 +170,7 @@ def ode_likelihood(frame: pd.DataFrame, n_se: float = 4.0) -> Check:
         "ode_likelihood",
         MUST_HOLD,
         count,
-        f"0 rows with |kl_ode - kl_ode_exact| > {n_se:g} se",
+        f"0 rows with abs(kl_ode - kl_ode_exact) > {n_se:g} se",
         _verdict(count == 0),
         f"{len(frame)} rows",
     )

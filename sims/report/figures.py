@@ -223,7 +223,7 @@ def bounds(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
         _sample_size_axis(axes, rows.n_target, "n_target")
         axes.set(yscale="log", ylabel="nats")
         axes.set_title(f"linear score model, {method}", fontsize="medium")
-        axes.legend(fontsize="small")
+        axes.legend(fontsize="small", loc="lower left")
     figure.suptitle(_caption(experiment, frame), fontsize="medium")
     figure.tight_layout()
     return figure
