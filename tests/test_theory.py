@@ -213,10 +213,10 @@ def test_ordering_and_path_bound_checks_fail_on_planted_violations():
     assert not checks.path_bound(bound).passed
 
 
-def test_ode_likelihood_check_fails_on_a_row_beyond_4_standard_errors():
+def test_ode_likelihood_check_fails_on_a_row_beyond_5_standard_errors():
     rows = pd.DataFrame({"kl_ode": [0.012, 0.003], "kl_ode_exact": [0.010, 0.004], "kl_se": 1e-3})
     assert checks.ode_likelihood(rows).passed
-    rows.loc[0, "kl_ode"] = 0.0145
+    rows.loc[0, "kl_ode"] = 0.0155
     planted = checks.ode_likelihood(rows)
     assert planted.verdict == checks.FAIL and planted.figure == 1
 

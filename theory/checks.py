@@ -159,11 +159,13 @@ def path_bound(frame: pd.DataFrame, n_se: float = 4.0, tolerance: float = 1e-6) 
     )
 
 
-def ode_likelihood(frame: pd.DataFrame, n_se: float = 4.0) -> Check:
+def ode_likelihood(frame: pd.DataFrame, n_se: float = 5.0) -> Check:
     """[classical] The probability-flow likelihood's KL (``kl_ode``, a Monte Carlo estimate
     with standard error ``kl_se``) lies within ``n_se`` standard errors of the KL of the
     ODE's exact law (``kl_ode_exact``, known for the linear score model) on every row: the
-    instantaneous change of variables (Chen et al. 2018), checked on trained models."""
+    instantaneous change of variables (Chen et al. 2018), checked on trained models. Five
+    standard errors, as the paper profile has 320 rows: at four, a correct run would fail
+    about once in fifty."""
     off = (frame.kl_ode - frame.kl_ode_exact).abs() > n_se * frame.kl_se
     count = int(off.sum())
     return Check(
