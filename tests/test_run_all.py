@@ -63,7 +63,7 @@ def test_smoke_profile_writes_every_output(tmp_path):
     for column in ("score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert diffusion[column].notna().all(), column
     anchor = frame[frame.model == "linear_score"]
-    assert anchor.kl_sampler.notna().all()
+    assert anchor.kl_sampler.notna().all() and anchor.kl_ode_exact.notna().all()
     assert set(frame.precision) <= {"float32", "bfloat16"}
     full_batch = frame.model.isin(["linear_gaussian", "linear_score"])
     assert (frame[full_batch].precision == "float32").all()
@@ -85,6 +85,10 @@ def test_same_command_twice_gives_identical_numbers(tmp_path):
     run_all(*SUBSET, "--out", str(tmp_path / "first"))
     run_all(*SUBSET, "--out", str(tmp_path / "second"))
     pd.testing.assert_frame_equal(numbers(tmp_path / "first"), numbers(tmp_path / "second"))
+    figures = sorted((tmp_path / "first" / "figures").glob("*.pdf"))
+    assert figures
+    for first in figures:  # the same rows give the same files, to the byte
+        assert first.read_bytes() == (tmp_path / "second" / "figures" / first.name).read_bytes()
 
 
 def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):

@@ -299,6 +299,8 @@ def render(
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{experiment.name}.{suffix}" for suffix in ("png", "pdf")]
     for path in paths:
-        figure.savefig(path, dpi=150)
+        # without a creation date, the same rows give the same PDF file
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else None
+        figure.savefig(path, dpi=150, metadata=metadata)
     plt.close(figure)
     return paths
