@@ -131,7 +131,9 @@ def _evaluate_group(
     """``evaluate_ensemble`` of models evaluated in one stack."""
     models = [f.model for f in fitted]
     seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
-    truths = [m.pair.target.to(device) for m in members]
+    targets = {id(m.pair): m.pair.target for m in members}  # members share their truths
+    on_device = {key: target.to(device) for key, target in targets.items()}
+    truths = [on_device[id(m.pair)] for m in members]
     group = _Group(StackedModels(models, device), truths, seeds)
     if isinstance(models[0], ScoreModel):
         rows = _score_model_rows(group, sizes)
