@@ -39,6 +39,7 @@ def output_lines(script: str, *arguments: str) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
+@pytest.mark.end_to_end
 def test_the_command_ends_with_the_cpu_speedup():
     lines = output_lines("run.py", "--members", "2", "--steps", "2", "--n", "40", "--repeats", "1")
     assert re.fullmatch(rf"ensemble_speedup_cpu={RATIO}", lines[-1])
@@ -106,6 +107,7 @@ def test_the_plain_flow_loop_trains_the_engines_loss(run_module):
     )
 
 
+@pytest.mark.end_to_end
 def test_ensemble_times_only_the_ways_asked_for_and_refuses_unknown_ones():
     toy = ["--model", "diffusion", "--members", "2", "--steps", "2", "--n", "40"]
     lines = output_lines("ensemble.py", *toy, "--ways", "ensemble,plain_loop")
@@ -117,6 +119,7 @@ def test_ensemble_times_only_the_ways_asked_for_and_refuses_unknown_ones():
     assert refused.returncode == 2 and "unknown loop" in refused.stderr
 
 
+@pytest.mark.end_to_end
 def test_evaluation_benchmark_ends_with_the_speedup_and_agreeing_rows():
     toy = ["--members", "2", "--profile", "smoke", "--steps", "2"]
     lines = output_lines("evaluation.py", *toy)

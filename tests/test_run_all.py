@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ SUBSET = [
     "--set",
     "method=scratch,transfer",
 ]
+pytestmark = pytest.mark.end_to_end
 IDENTITY = ["experiment", "model", "method", "family", "n_source", "n_target", "seed"]
 
 
@@ -44,6 +46,15 @@ def run_all(*arguments, check=True) -> subprocess.CompletedProcess:
         text=True,
         check=check,
     )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The output directory of SUBSET run once with one job: the rows that every other run
+    of it (again, resumed, on Dask) must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    run_all(*SUBSET, "--jobs", "1", "--out", str(out))
+    return out
 
 
 def numbers(out: Path) -> pd.DataFrame:
@@ -81,19 +92,17 @@ def test_smoke_profile_writes_every_output(tmp_path):
     assert "0 failed" in result.stdout
 
 
-def test_same_command_twice_gives_identical_numbers(tmp_path):
-    run_all(*SUBSET, "--out", str(tmp_path / "first"))
-    run_all(*SUBSET, "--out", str(tmp_path / "second"))
-    pd.testing.assert_frame_equal(numbers(tmp_path / "first"), numbers(tmp_path / "second"))
-    figures = sorted((tmp_path / "first" / "figures").glob("*.pdf"))
+def test_same_command_twice_gives_identical_numbers(tmp_path, reference):
+    run_all(*SUBSET, "--jobs", "1", "--out", str(tmp_path))
+    pd.testing.assert_frame_equal(numbers(reference), numbers(tmp_path))
+    figures = sorted((reference / "figures").glob("*.pdf"))
     assert figures
     for first in figures:  # the same rows give the same files, to the byte
-        assert first.read_bytes() == (tmp_path / "second" / "figures" / first.name).read_bytes()
+        assert first.read_bytes() == (tmp_path / "figures" / first.name).read_bytes()
 
 
-def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path):
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    run_all(*SUBSET, "--jobs", "1", "--out", str(reference))
+def test_killed_run_resumes_to_the_uninterrupted_rows(tmp_path, reference):
+    killed = tmp_path / "killed"
     process = subprocess.Popen(
         [sys.executable, "run_all.py", *SUBSET, "--jobs", "1", "--out", str(killed)],
         cwd=ROOT,
@@ -143,19 +152,21 @@ def test_samples_of_one_dimension_are_drawn_as_histograms(tmp_path):
     assert (tmp_path / "figures" / "samples.png").stat().st_size > 0
 
 
-def test_another_precision_trains_anew(tmp_path):
-    first = run_all(*SUBSET, "--precision", "float32", "--out", str(tmp_path))
-    assert "networks trained in float32" in first.stdout
-    second = run_all(*SUBSET, "--precision", "bfloat16", "--out", str(tmp_path))
+def test_another_precision_trains_anew(tmp_path, reference):
+    """A run in the precision the reference run did not use reuses none of its rows."""
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
+    (used,) = pd.read_csv(reference / "results" / "results.csv").precision.unique()
+    other = {"float32": "bfloat16", "bfloat16": "float32"}[used]
+    second = run_all(*SUBSET, "--precision", other, "--out", str(tmp_path))
+    assert f"networks trained in {other}" in second.stdout
     rows, new = re.search(r"(\d+) rows \((\d+) new", second.stdout).groups()
-    assert new == rows  # nothing reused from the float32 run
+    assert new == rows  # nothing reused from the run in the other precision
     frame = pd.read_csv(tmp_path / "results" / "results.csv")
-    assert (frame.precision == "bfloat16").all()
+    assert (frame.precision == other).all()
 
 
-def test_dask_backend_gives_the_rows_of_loky(tmp_path):
+def test_dask_backend_gives_the_rows_of_loky(tmp_path, reference):
     distributed = pytest.importorskip("dask.distributed")
-    run_all(*SUBSET, "--jobs", "2", "--out", str(tmp_path / "loky"))
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
@@ -164,7 +175,7 @@ def test_dask_backend_gives_the_rows_of_loky(tmp_path):
             + ["--out", str(tmp_path / "dask")]
         )
     assert status == 0
-    pd.testing.assert_frame_equal(numbers(tmp_path / "dask"), numbers(tmp_path / "loky"))
+    pd.testing.assert_frame_equal(numbers(tmp_path / "dask"), numbers(reference))
 
 
 BAD_INPUT = [
