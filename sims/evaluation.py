@@ -22,12 +22,19 @@ from torch import Tensor
 
 from sims.diffusion.bounds import bound_from, prior_kl, score_errors
 from sims.diffusion.likelihood import ode_log_prob, rademacher
-from sims.diffusion.linear import LinearScore, euler_maruyama_law, ode_law, sampler_law
+from sims.diffusion.linear import (
+    LinearScore,
+    euler_maruyama_law,
+    ode_law,
+    prior_kl_exact,
+    sampler_law,
+    score_error_exact,
+)
 from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
 from sims.generators.seeding import seeded_generator
 from sims.generators.tasks import Task, stacked_samples
 from sims.methods import Fitted, Member
-from sims.metrics import linear_gaussian_kl, log_ratio_divergences, mmd, sliced_w2
+from sims.metrics import Estimate, linear_gaussian_kl, log_ratio_divergences, mmd, sliced_w2
 from sims.models.linear_gaussian import LinearGaussianModel, linear_fit
 from sims.models.scores import LinearScoreModel, ScoreModel
 from sims.models.stacked import StackedModels
@@ -187,9 +194,20 @@ def _score_model_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     ):
         row["kl_ode"] = row["kl"]
         _columns(row, "score_err", error)
-        _columns(row, "path_kl_bound", bound_from(prior_kl(truth, seed=seed), error))
+        _columns(row, "path_kl_bound", bound_from(_prior_kl(truth, seed), error))
         row |= distance
     return rows
+
+
+def _prior_kl(truth: Task, seed: int) -> Estimate:
+    """KL(p_1 || N(0, I)) of ``truth``: in closed form for a linear-Gaussian truth (standard
+    error 0), else by Monte Carlo."""
+    if truth.params.keys() >= {"W", "B", "b", "Sigma"}:
+        p = {name: value.cpu() for name, value in truth.params.items()}
+        return Estimate(
+            prior_kl_exact(LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], truth.sde)), 0.0
+        )
+    return prior_kl(truth, seed=seed)
 
 
 def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
@@ -250,11 +268,19 @@ def _score_function(model: ScoreModel):
 def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> dict[str, float]:
     """``kl_sampler``: exact KL from p_tau_0 to the continuous-time reverse SDE's law;
     ``kl_euler_maruyama``: the same for its ``steps``-step recursion; ``kl_ode_exact``: the
-    same for the probability-flow ODE's law, the exact value that ``kl_ode`` estimates."""
+    same for the probability-flow ODE's law, the exact value that ``kl_ode`` estimates;
+    ``score_err_exact`` and ``path_kl_bound_exact``: the score error and the path bound in
+    closed form, the exact values that ``score_err`` and ``path_kl_bound`` estimate."""
     p = member.pair.target.params
-    truth = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde).at(model.tau0)
+    true_score = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde)
+    truth = true_score.at(model.tau0)
     fit = linear_fit(model)
     score = LinearScore(fit.coefficients, fit.bias, fit.covariance, model.sde)
+    error = score_error_exact(score, true_score, model.tau0)
+    bound = {
+        "score_err_exact": error,
+        "path_kl_bound_exact": prior_kl_exact(true_score) + 0.5 * error,
+    }
     laws = {
         "kl_sampler": sampler_law(score, model.tau0),
         "kl_euler_maruyama": euler_maruyama_law(score, model.tau0, steps),
@@ -270,7 +296,7 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
             law.covariance,
         ).item()
         for name, law in laws.items()
-    }
+    } | bound
 
 
 def draw_samples(fitted: Fitted, member: Member, n: int) -> dict[str, np.ndarray]:

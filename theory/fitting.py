@@ -1,5 +1,11 @@
-"""Rates from data: log-log slopes, a two-term transfer fit and the crossover, each with a
-bootstrap interval over seeds (seeds are resampled, never individual points)."""
+"""Rates from data: log-log slopes, a slope with a plateau, a two-term transfer fit and the
+crossover, each with an interval over seeds (``theory.intervals``: seed indices resampled
+jointly across the cells a fit compares, Student-t quantiles with S - 1 degrees of freedom).
+
+A fit that the data cannot identify (too few levels of a sample size, or a Jacobian so
+ill-conditioned that the exponent is not pinned down) says so in ``reason`` and has no
+interval, instead of returning its starting point with a narrow interval.
+"""
 
 from __future__ import annotations
 
@@ -10,43 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from theory.intervals import Interval, seed_interval, seed_table
 
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its bootstrap percentile interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def covers(self, x: float) -> bool:
-        return self.low <= x <= self.high
-
-
-def _resampled_means(values: list[np.ndarray], n_bootstrap: int, rng) -> np.ndarray:
-    """(n_bootstrap, cells) means, each cell's seeds resampled with replacement."""
-    columns = []
-    for v in values:
-        rows = rng.integers(0, len(v), size=(n_bootstrap, len(v)))
-        columns.append(v[rows].mean(1))
-    return np.stack(columns, axis=1)
-
-
-def _bootstrap(values: list[np.ndarray], statistic, n_bootstrap: int, seed: int):
-    """``statistic`` of the cell means, and of the means of ``n_bootstrap`` resamplings."""
-    point = statistic(np.array([v.mean() for v in values]))
-    resampled = _resampled_means(values, n_bootstrap, np.random.default_rng(seed))
-    return point, np.array([statistic(means) for means in resampled])
-
-
-def _percentiles(value: float, replicates: np.ndarray, level: float) -> Interval:
-    """The interval of the defined (non-NaN) replicates; NaN ends when none is defined."""
-    defined = replicates[~np.isnan(replicates)]
-    if defined.size == 0:
-        return Interval(float(value), math.nan, math.nan)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(defined, [tail, 100 - tail])
-    return Interval(float(value), float(low), float(high))
+ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
+UNDEFINED = Interval(math.nan, math.nan, math.nan)
 
 
 def upper_grid(values, fraction: float) -> list:
@@ -63,31 +36,31 @@ def fit_slope(
     x: str = "n_target",
     y: str = "kl",
     upper_fraction: float = 0.5,
-    n_bootstrap: int = 2000,
     level: float = 0.95,
+    n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> Interval:
     """Least-squares slope of log(mean y over seeds) on log x over the upper part of the grid.
 
     Args:
-        frame: one row per (x, seed), with columns ``x`` and ``y``.
+        frame: one row per (x, seed), with columns ``x``, ``y`` and ``seed``.
         upper_fraction: share of the grid's largest x values used (at least two values).
 
     Returns:
-        the slope with a percentile bootstrap interval over seeds (each grid point's rows
-        resampled with replacement).
+        the slope with its interval over seeds (NaN where a mean is not positive: a Monte
+        Carlo mean can be, and its log is undefined).
     """
     grid = upper_grid(frame[x], upper_fraction)
-    values = [frame.loc[frame[x] == g, y].to_numpy(float) for g in grid]
+    _, values = seed_table(frame[frame[x].isin(grid)], [x], y)
     log_x = np.log(np.asarray(grid, float))
     centred = log_x - log_x.mean()
 
     def slope(means: np.ndarray) -> float:
-        if np.any(means <= 0):  # a Monte Carlo mean can be <= 0; its log is undefined
+        if np.any(~(means > 0)):
             return math.nan
-        return np.log(means) @ centred / (centred @ centred)
+        return float(np.log(means) @ centred / (centred @ centred))
 
-    return _percentiles(*_bootstrap(values, slope, n_bootstrap, seed), level)
+    return seed_interval(values, slope, level, n_bootstrap, seed)
 
 
 def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
@@ -98,88 +71,164 @@ def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
     return float(np.exp(np.mean(np.log(error) + exponent * np.log(n))))
 
 
+def _identified(solution, parameters: int) -> str:
+    """Why a least-squares ``solution`` of log residuals does not identify its parameters
+    ("" where it does): an exponent on a bound, or an ill-conditioned Jacobian."""
+    if np.any(solution.active_mask != 0):
+        return "a parameter sits on its bound"
+    singular = np.linalg.svd(solution.jac, compute_uv=False)
+    if len(singular) < parameters or singular[-1] <= singular[0] / ILL_CONDITIONED:
+        return f"ill-conditioned Jacobian (condition number above {ILL_CONDITIONED:g})"
+    return ""
+
+
+@dataclass(frozen=True)
+class PlateauFit:
+    """error ~ a n^-p + c: the exponent p with its interval; ``reason`` says why it is not
+    assessable, where it is not."""
+
+    exponent: Interval
+    plateau: float
+    reason: str = ""
+
+
+def _plateau(n: np.ndarray, means: np.ndarray):
+    """The least-squares solution (log a, p, log c) of the log residuals."""
+
+    def residuals(theta):
+        log_a, p, log_c = theta
+        return np.logaddexp(log_a - p * np.log(n), log_c) - np.log(means)
+
+    start = np.array([np.log(means.max()) + 0.5 * np.log(n.min()), 0.5, np.log(means.min() / 2)])
+    return least_squares(residuals, start, bounds=([-50, 0, -50], [50, 5, 50]))
+
+
+def fit_plateau(
+    frame: pd.DataFrame,
+    x: str = "n_target",
+    y: str = "kl",
+    level: float = 0.95,
+    n_bootstrap: int = 500,
+    seed: int = 0,
+) -> PlateauFit:
+    """Fit a n^-p + c to the mean of ``y`` over seeds at each ``x`` (transfer at a fixed
+    n_s falls to its plateau kappa E(n_s)): three parameters, so at least 4 levels of x."""
+    grid = sorted(frame[x].unique())
+    if len(grid) < 4:
+        return PlateauFit(UNDEFINED, math.nan, f"{len(grid)} levels of {x}: a plateau needs 4")
+    _, values = seed_table(frame, [x], y)
+    n = np.asarray(grid, float)
+    means = np.nanmean(values, 0)
+    if np.any(~(means > 0)):
+        return PlateauFit(UNDEFINED, math.nan, "a mean error is not positive")
+    solution = _plateau(n, means)
+    reason = _identified(solution, 3)
+    if reason:
+        return PlateauFit(UNDEFINED, math.nan, reason)
+
+    def exponent(sample_means: np.ndarray) -> float:
+        return float(_plateau(n, sample_means).x[1]) if np.all(sample_means > 0) else math.nan
+
+    interval = seed_interval(values, exponent, level, n_bootstrap, seed)
+    return PlateauFit(interval, float(np.exp(solution.x[2])))
+
+
 @dataclass(frozen=True)
 class TwoTermFit:
-    """KL ~ a n_t^-p + b n_s^-q: the two exponents with their intervals."""
+    """KL ~ a n_t^-p + b n_s^-q: the two exponents with their intervals; ``reason`` says
+    why they are not assessable, where they are not."""
 
     target_exponent: Interval
     source_exponent: Interval
+    reason: str = ""
 
 
-def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """(log a, p, log b, q) minimising the squared log residuals."""
+def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray):
+    """The least-squares solution (log a, p, log b, q) of the log residuals."""
 
     def residuals(theta):
         log_a, p, log_b, q = theta
-        return np.log(np.exp(log_a - p * np.log(n_t)) + np.exp(log_b - q * np.log(n_s))) - np.log(
-            means
-        )
+        return np.logaddexp(log_a - p * np.log(n_t), log_b - q * np.log(n_s)) - np.log(means)
 
     start = np.array([np.log(means.max()), 0.5, np.log(means.max()), 0.5])
-    return least_squares(residuals, start, bounds=([-50, 0, -50, 0], [50, 5, 50, 5])).x
+    return least_squares(residuals, start, bounds=([-50, 0, -50, 0], [50, 5, 50, 5]))
 
 
 def fit_two_term(
     frame: pd.DataFrame,
     y: str = "kl",
-    n_bootstrap: int = 200,
     level: float = 0.95,
+    n_bootstrap: int = 200,
     seed: int = 0,
 ) -> TwoTermFit:
     """Fit a n_t^-p + b n_s^-q to the mean of ``y`` over seeds in each (n_target, n_source)
-    cell, with bootstrap intervals over seeds."""
-    cells = frame.groupby(["n_target", "n_source"])[y]
-    keys = list(cells.groups)
-    values = [cells.get_group(k).to_numpy(float) for k in keys]
+    cell, with intervals over seeds; not assessable with fewer than 3 levels of n_t or of
+    n_s, or where the fit does not identify its exponents."""
+    levels = {name: frame[name].nunique() for name in ("n_target", "n_source")}
+    few = [f"{count} levels of {name}" for name, count in levels.items() if count < 3]
+    if few:
+        return TwoTermFit(UNDEFINED, UNDEFINED, f"{' and '.join(few)}: the fit needs 3 of each")
+    keys, values = seed_table(frame, ["n_target", "n_source"], y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
-    point, replicates = _bootstrap(
-        values, lambda means: _two_term(n_t, n_s, means), n_bootstrap, seed
-    )
-    return TwoTermFit(
-        _percentiles(point[1], replicates[:, 1], level),
-        _percentiles(point[3], replicates[:, 3], level),
-    )
+    keep = ~np.all(np.isnan(values), 0)
+    n_t, n_s, values = n_t[keep], n_s[keep], values[:, keep]
+    means = np.nanmean(values, 0)
+    if np.any(~(means > 0)):
+        return TwoTermFit(UNDEFINED, UNDEFINED, "a mean error is not positive")
+    reason = _identified(_two_term(n_t, n_s, means), 4)
+    if reason:
+        return TwoTermFit(UNDEFINED, UNDEFINED, reason)
+
+    def exponents(index: int):
+        def statistic(sample_means: np.ndarray) -> float:
+            if np.any(~(sample_means > 0)):
+                return math.nan
+            return float(_two_term(n_t, n_s, sample_means).x[index])
+
+        return seed_interval(values, statistic, level, n_bootstrap, seed)
+
+    return TwoTermFit(exponents(1), exponents(3))
 
 
 def _zero_crossing(log_n: np.ndarray, log_ratio: np.ndarray) -> float:
-    """First n where the log ratio changes sign, interpolated linearly in log n; nan if none."""
+    """First log n where the log ratio changes sign, interpolated linearly; NaN if none."""
     for i in range(len(log_n) - 1):
         a, b = log_ratio[i], log_ratio[i + 1]
         if a >= 0 > b or a <= 0 < b:
-            return float(np.exp(log_n[i] + (log_n[i + 1] - log_n[i]) * a / (a - b)))
+            return float(log_n[i] + (log_n[i + 1] - log_n[i]) * a / (a - b))
     return math.nan
-
-
-def crossover_seeds(transfer: pd.DataFrame, scratch: pd.DataFrame) -> int:
-    """The fewest seeds (rows) in any cell that ``fit_crossover`` averages: transfer at
-    each n_source, and scratch."""
-    return int(min(transfer.groupby("n_source").size().min(), len(scratch)))
 
 
 def fit_crossover(
     transfer: pd.DataFrame,
     scratch: pd.DataFrame,
     y: str = "kl",
-    n_bootstrap: int = 2000,
     level: float = 0.95,
+    n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> Interval:
     """The n_s at which mean transfer error meets mean scratch error, at one n_t.
 
     Args:
-        transfer: rows of one n_target over a grid of ``n_source``.
-        scratch: rows of scratch at the same n_target.
+        transfer: rows of one n_target over a grid of ``n_source``, with ``seed``.
+        scratch: rows of scratch at the same n_target; seeds pair with transfer's (they
+            share their target data).
 
     Returns:
-        n_s where log(KL_transfer / KL_scratch) crosses 0 (interpolated in log n_s), with a
-        bootstrap interval over seeds; nan where the ratio does not cross 1 on the grid.
+        n_s where log(KL_transfer / KL_scratch) crosses 0 (interpolated in log n_s), with an
+        interval over seeds formed in log n_s; NaN where the ratio does not cross 1 on the
+        grid, and ``undefined`` the share of replicates without a crossing.
     """
     grid = sorted(transfer.n_source.unique())
-    values = [transfer.loc[transfer.n_source == g, y].to_numpy(float) for g in grid]
-    values.append(scratch[y].to_numpy(float))
+    both = pd.concat([transfer, scratch.assign(n_source=-1)])
+    _, values = seed_table(both, ["n_source"], y)  # column 0: scratch
     log_n = np.log(np.asarray(grid, float))
 
     def crossing(means: np.ndarray) -> float:
-        return _zero_crossing(log_n, np.log(means[:-1]) - np.log(means[-1]))
+        if np.any(~(means > 0)):
+            return math.nan
+        return _zero_crossing(log_n, np.log(means[1:]) - np.log(means[0]))
 
-    return _percentiles(*_bootstrap(values, crossing, n_bootstrap, seed), level)
+    log_fit = seed_interval(values, crossing, level, n_bootstrap, seed)
+    ends = (math.exp(v) for v in (log_fit.value, log_fit.low, log_fit.high))  # exp(NaN) = NaN
+    return Interval(*ends, log_fit.seeds, log_fit.undefined)

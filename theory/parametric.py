@@ -7,6 +7,8 @@ likelihood on n samples, E KL(p || p_hat) = k / (2n) + o(1/n) (Akaike 1973; van 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sims.generators import TaskPair
@@ -74,3 +76,16 @@ def crossover_n_source(kappa: float, n_target: float) -> float:
     """[formalization] Transfer beats scratch exactly when n_s > kappa n_t: equating
     transfer_kl with k_scratch / (2 n_t) cancels everything but kappa / n_s = 1 / n_t."""
     return kappa * n_target
+
+
+def crossover_n_source_at(
+    kappa: float, d_x: int, d_z: int, d_h: int, n_target: float, scratch_kl: float
+) -> float:
+    """[formalization] The n_s at which the first-order transfer error k_oracle / (2 n_t) +
+    kappa k_W / (2 n_s) meets scratch's error ``scratch_kl`` at n_t: kappa k_W / (2 excess),
+    with excess = scratch_kl - k_oracle / (2 n_t). At scratch's first-order error
+    k_scratch / (2 n_t) this is ``crossover_n_source``; scratch's finite-n excess (its
+    2n·KL/k above 1 at small n) moves it below kappa n_t. Infinite where scratch is not
+    above the head's error (transfer never wins)."""
+    excess = scratch_kl - expected_kl(k_oracle(d_x, d_h), n_target)
+    return kappa * k_subspace(d_z, d_h) / (2 * excess) if excess > 0 else math.inf

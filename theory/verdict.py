@@ -1,44 +1,252 @@
-"""The verdict on the theory from a run's rows: the checks and the fitted slopes.
+"""The verdict on the theory from rows of trained models: must-hold checks with their power,
+the claims, and the fitted exponents beside their candidates.
 
-Reads the tidy rows of ``results.csv`` (one per trained model) and, per experiment:
-- every row: Pinsker's inequality;
-- ``calibration``: 2n·KL/k at the largest n, and the slope in n, against -1;
-- ``crossover``: transfer / prediction where the source term is smallest, and the measured
-  crossover n_s* against kappa·n_t at every n_t;
-- ``target_scaling``, ``unconditional``: oracle <= scratch at every n_t, and the slope of
-  every method with a candidate rate;
-- ``diffusion_bounds``: the path bound is not below the exact sampler KL, and the ODE
-  likelihood's KL agrees with the ODE's exact KL.
+Checks apply to rows by what they are (model, family, method, columns), whatever experiment
+or ``--set`` produced them; rows no check applies to are not judged:
+- every row with KL and TV: Pinsker's inequality;
+- the linear-Gaussian model (``kl_exact``): the calibration 2n·KL/k of scratch and the
+  oracle; with transfer rows of a source that shares the embedding, the transfer formula's
+  source term (paired with the oracle) and the crossover n_s* at every n_t (with scratch);
+- the oracle and scratch at one n_t on one truth, any model: oracle <= scratch;
+- the linear score model: the path bound against the sampler's exact KL and against its own
+  closed form, and the likelihood ODE's KL against the ODE's exact KL;
+- methods with a candidate rate, over every grid of sample sizes: fitted exponents.
+
+Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``results.csv``
+(this suite's, or rows of a user's own models in the same columns) without training.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
 import pandas as pd
 
-from sims.generators import family_knobs, make_task_pair
+from sims.generators import make_task_pair
+from sims.tabular import write_table
 from theory import checks
-from theory.fitting import Interval, crossover_seeds, fit_crossover, fit_slope
-from theory.parametric import crossover_n_source, k_oracle, k_scratch, kappa, transfer_kl
+from theory.claims import judge_claims
+from theory.fitting import fit_plateau, fit_slope, fit_two_term
+from theory.intervals import Interval
+from theory.parametric import k_oracle, k_scratch, k_subspace, kappa
+from theory.power import (
+    DOWN,
+    UP,
+    Plant,
+    Trial,
+    constant_offset,
+    constant_scaled,
+    power,
+    scaled,
+    shifted,
+)
 from theory.rates import Setting, predict
+from theory.rows import TRUTH, trained_models, truth_knobs
 
 ANCHOR_ERROR = "kl_exact"  # the linear-Gaussian model's KL in closed form
+REQUIRED = ("experiment", "model", "method", "family", "n_target", "seed", "kl", "status")
 
 
-def truth_knobs(rows: pd.DataFrame) -> dict:
-    """The family knobs of rows that share one truth (unset columns take the defaults)."""
+@dataclass(frozen=True)
+class Verdict:
+    """The checks (must-hold with their power, claims, candidates) and the fitted slopes."""
+
+    checks: list[checks.Check]
+    slopes: pd.DataFrame
+
+    @property
+    def summary(self) -> str:
+        return checks.summary(self.checks)
+
+    @property
+    def failures(self) -> list[checks.Check]:
+        return checks.failed(self.checks)
+
+    def of_kind(self, kind: str) -> pd.DataFrame:
+        table = checks.table(self.checks)
+        return table[table.kind == kind].reset_index(drop=True)
+
+
+def _truths(rows: pd.DataFrame):
+    """(label, rows) per truth; the label names the truth where there are several."""
+    groups = list(rows.groupby(TRUTH, dropna=False))
+    for _, group in groups:
+        knobs = truth_knobs(group)
+        label = ""
+        if len(groups) > 1:
+            shown = ", ".join(f"{k}={knobs[k]}" for k in ("d_x", "d_z", "d_h") if k in knobs)
+            label = f" ({group.family.iloc[0]} {shown}, truth {knobs['seed']})"
+        yield label, group
+
+
+def _shared_embedding(rows: pd.DataFrame) -> pd.DataFrame:
+    """Transfer rows whose source shares the target's embedding (similarity 0 or unset)."""
+    similarity = rows.similarity.fillna(0.0)
+    return rows[(rows.method == "transfer") & (similarity == 0.0)]
+
+
+def _true_embedding_plant() -> Plant:
+    """Transfer's rows replaced by the oracle's of the same seed and n_t: a transfer that
+    cheats by fitting its head on the true embedding (its source term gone)."""
+
+    def apply(rows, constants, magnitude):
+        oracle = rows["oracle"][["n_target", "seed", ANCHOR_ERROR]]
+        cheat = rows["transfer"].drop(columns=ANCHOR_ERROR).merge(oracle, on=["n_target", "seed"])
+        return rows | {"transfer": cheat}, constants
+
+    return Plant((1.0,), lambda m: "transfer fitted with the true embedding", apply)
+
+
+def _anchor_trials(frame: pd.DataFrame) -> list[Trial]:
+    """The linear-Gaussian model's checks: calibration, source term, crossover."""
+    anchor = frame[(frame.model == "linear_gaussian") & frame[ANCHOR_ERROR].notna()]
+    trials = []
+    for label, rows in _truths(anchor):
+        knobs = truth_knobs(rows)
+        dims = (knobs["d_x"], knobs["d_z"], knobs["d_h"])
+        by_method = {m: rows[rows.method == m] for m in ("scratch", "oracle")}
+        k = {"scratch": k_scratch(*dims), "oracle": k_oracle(dims[0], dims[2])}
+        for method, method_rows in by_method.items():
+            if not method_rows.empty:
+                name = f"calibration 2nKL/k, {method}{label}"
+                plants = (
+                    scaled("rows", ANCHOR_ERROR, UP, "KL"),
+                    scaled("rows", ANCHOR_ERROR, DOWN, "KL"),
+                    constant_offset("k", 1),
+                    constant_offset("k", -1),
+                )
+                trials.append(
+                    Trial(
+                        partial(checks.calibration, name),
+                        {"rows": method_rows},
+                        {"k": k[method]},
+                        plants,
+                    )
+                )
+        transfer = _shared_embedding(rows)
+        if transfer.empty:
+            continue
+        kappa_ = kappa(make_task_pair("linear_gaussian", **knobs))
+        kappa_plants = (constant_scaled("kappa", UP), constant_scaled("kappa", DOWN))
+        if not by_method["oracle"].empty:
+            trials.append(
+                Trial(
+                    partial(checks.transfer_source_term, f"transfer source term{label}"),
+                    {"transfer": transfer, "oracle": by_method["oracle"]},
+                    {"kappa": kappa_, "k_subspace": k_subspace(dims[1], dims[2])},
+                    (*kappa_plants, _true_embedding_plant()),
+                )
+            )
+        for n_t, moved in transfer.groupby("n_target"):
+            scratch = by_method["scratch"][by_method["scratch"].n_target == n_t]
+            if moved.n_source.nunique() >= 2 and not scratch.empty:
+                name = f"crossover n_s*, n_t={n_t}{label}"
+                trials.append(
+                    Trial(
+                        partial(checks.crossover, name),
+                        {"transfer": moved, "scratch": scratch},
+                        {"kappa": kappa_, "dims": dims},
+                        kappa_plants,
+                    )
+                )
+    return trials
+
+
+def _ordering_trials(frame: pd.DataFrame) -> list[Trial]:
+    """oracle <= scratch at every n_t of every truth and model that has both."""
+    trials = []
+    both = frame[frame.method.isin(["oracle", "scratch"])]
+    for (model, n_t), rows in both.groupby(["model", "n_target"]):
+        for label, truth in _truths(rows):
+            oracle, scratch = truth[truth.method == "oracle"], truth[truth.method == "scratch"]
+            if oracle.empty or scratch.empty:
+                continue
+            family = truth.family.iloc[0]
+            name = f"oracle <= scratch, {family} {model}, n_t={n_t}{label}"
+            plants = (scaled("better", "kl", UP, "oracle KL"),)
+            judge = partial(checks.ordering, name)
+            trials.append(Trial(judge, {"better": oracle, "worse": scratch}, {}, plants))
+    return trials
+
+
+def _score_term_plant() -> Plant:
+    """The path bound's score term multiplied by the magnitude (× 2: the 1/2 dropped)."""
+
+    def apply(rows, constants, m):
+        planted = rows["rows"].assign(
+            path_kl_bound=rows["rows"].path_kl_bound + (m - 1) * 0.5 * rows["rows"].score_err
+        )
+        return {"rows": planted}, constants
+
+    return Plant((1.1, 1.2, 1.5, 2.0, 3.0), lambda m: f"score term × {m:g}", apply)
+
+
+def _diffusion_anchor_trials(frame: pd.DataFrame) -> list[Trial]:
+    """The linear score model's exact laws against the Monte Carlo estimates."""
+    trials = []
+    columns = {
+        "kl_sampler": (checks.path_bound, (scaled("rows", "path_kl_bound", DOWN, "bound"),)),
+        "path_kl_bound_exact": (
+            checks.path_bound_exact,
+            (
+                scaled("rows", "path_kl_bound", UP, "bound"),
+                scaled("rows", "path_kl_bound", DOWN, "bound"),
+                _score_term_plant(),
+            ),
+        ),
+        "kl_ode_exact": (
+            checks.ode_likelihood,
+            (
+                scaled("rows", "kl_ode", UP),
+                scaled("rows", "kl_ode", DOWN),
+                shifted("rows", "kl_ode"),
+            ),
+        ),
+    }
+    for column, (judge, plants) in columns.items():
+        if column in frame:
+            rows = frame[frame[column].notna()]
+            if not rows.empty:
+                trials.append(Trial(judge, {"rows": rows}, {}, plants))
+    return trials
+
+
+def must_hold_trials(frame: pd.DataFrame) -> list[Trial]:
+    """Every must-hold check that applies to the rows of ``trained_models``."""
+    columns = ["kl", "kl_se", "tv", "tv_se"]
+    densities = frame.dropna(subset=columns) if set(columns) <= set(frame) else frame.iloc[:0]
+    pinsker = Trial(checks.pinsker, {"rows": densities}, {}, (scaled("rows", "kl", DOWN, "KL"),))
+    return [
+        pinsker,
+        *_anchor_trials(frame),
+        *_ordering_trials(frame),
+        *_diffusion_anchor_trials(frame),
+    ]
+
+
+def _experiments(rows: dict[str, pd.DataFrame]) -> str:
+    names = {n for r in rows.values() for e in r.experiments for n in e.split(",")}
+    return ",".join(sorted(names))
+
+
+def _judged(trial: Trial, with_power: bool) -> checks.Check:
+    found = trial.check()
+    detected = (
+        "; ".join(power(trial)) if with_power and found.verdict != checks.NOT_ASSESSABLE else ""
+    )
+    return replace(found, experiments=_experiments(trial.rows), power=detected)
+
+
+def _slope_row(
+    rows: pd.DataFrame, over: str, y: str, fit: Interval, candidate: float, reason=""
+) -> dict:
     first = rows.iloc[0]
-    knobs = {"seed": int(first.truth_seed)}
-    for name, default in family_knobs(first.family).items():
-        if name != "seed" and name in rows and pd.notna(first[name]):
-            knobs[name] = type(default)(first[name])
-    return knobs
-
-
-def _slope_row(rows: pd.DataFrame, over: str, y: str, candidate: float) -> dict:
-    first = rows.iloc[0]
-    fit = fit_slope(rows, x=over, y=y)
     return {
-        "experiment": first.experiment,
+        "experiments": _experiments({"rows": rows}),
         "family": first.family,
         "model": first.model,
         "method": first.method,
@@ -47,94 +255,152 @@ def _slope_row(rows: pd.DataFrame, over: str, y: str, candidate: float) -> dict:
         "fitted": fit.value,
         "low": fit.low,
         "high": fit.high,
+        "seeds": fit.seeds,
         "candidate": candidate,
         "consistent": fit.covers(candidate),
+        "reason": reason,
     }
 
 
-def _calibration(frame: pd.DataFrame) -> tuple[list, list]:
-    found, slopes = [], []
-    for method, rows in frame.groupby("method"):
-        truth = truth_knobs(rows)
-        d_x, d_z, d_h = truth["d_x"], truth["d_z"], truth["d_h"]
-        k = k_scratch(d_x, d_z, d_h) if method == "scratch" else k_oracle(d_x, d_h)
-        largest = rows[rows.n_target == rows.n_target.max()]
-        n = int(largest.n_target.iloc[0])
-        ratio = 2 * largest.n_target * largest[ANCHOR_ERROR] / k
-        found.append(checks.in_band(f"calibration 2nKL/k, {method}, n_t={n}", ratio))
-        if rows.n_target.nunique() >= 2:
-            slopes.append(_slope_row(rows, "n_target", ANCHOR_ERROR, -1.0))
-    return found, slopes
-
-
-def _crossover(frame: pd.DataFrame) -> list:
-    moved, scratch = frame[frame.method == "transfer"], frame[frame.method == "scratch"]
-    if moved.empty or scratch.empty:
-        return []
-    truth = truth_knobs(moved)
-    kappa_ = kappa(make_task_pair("linear_gaussian", **truth))
-    d_x, d_z, d_h = truth["d_x"], truth["d_z"], truth["d_h"]
+def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every fitted exponent with a candidate: a slope over n_t for source-free methods; for
+    transfer, a two-term fit where n_t and n_s both vary, else a slope with its plateau
+    over whichever of them varies."""
     found = []
-    best = moved[moved.n_target == moved.n_target.max()]
-    best = best[best.n_source == best.n_source.max()]
-    n_t, n_s = int(best.n_target.iloc[0]), int(best.n_source.iloc[0])
-    prediction = transfer_kl(d_x, d_z, d_h, kappa_, n_t, n_s)
-    name = f"transfer / prediction, n_t={n_t}, n_s={n_s}"
-    found.append(checks.in_band(name, best[ANCHOR_ERROR] / prediction))
-    for n_t, rows in moved.groupby("n_target"):
-        reference = scratch[scratch.n_target == n_t]
-        if reference.empty or rows.n_source.nunique() < 2:
-            continue
-        measured = fit_crossover(rows, reference, y=ANCHOR_ERROR)
-        predicted = crossover_n_source(kappa_, n_t)
-        seeds = crossover_seeds(rows, reference)
-        name = f"crossover n_s*, n_t={n_t}"
-        found.append(checks.crossover(name, measured, predicted, seeds))
+    for (model, method), rows in frame.groupby(["model", "method"]):
+        y = ANCHOR_ERROR if model == "linear_gaussian" else "kl"
+        for _, truth in _truths(rows.assign(similarity=rows.similarity.fillna(0.0))):
+            for _, group in truth.groupby("similarity"):
+                config = make_task_pair(group.family.iloc[0], **truth_knobs(group)).config
+                rate = predict(group.family.iloc[0], method, Setting(config, model))
+                if rate is not None:
+                    found += _fits(group, y, rate)
+    return pd.DataFrame(found)
+
+
+def _fits(rows: pd.DataFrame, y: str, rate) -> list[dict]:
+    """The fits of one method on one truth."""
+    levels = {c: rows[c].nunique() for c in ("n_target", "n_source")}
+    if rate.source_exponent is None:
+        if levels["n_target"] < 2:
+            return []
+        return [_slope_row(rows, "n_target", y, fit_slope(rows, y=y), -rate.target_exponent)]
+    if levels["n_target"] >= 2 and levels["n_source"] >= 2:
+        fit = fit_two_term(rows, y=y)
+        return [
+            _slope_row(
+                rows,
+                "n_target (two-term)",
+                y,
+                fit.target_exponent,
+                rate.target_exponent,
+                fit.reason,
+            ),
+            _slope_row(
+                rows,
+                "n_source (two-term)",
+                y,
+                fit.source_exponent,
+                rate.source_exponent,
+                fit.reason,
+            ),
+        ]
+    found = []
+    for over, exponent in (("n_target", rate.target_exponent), ("n_source", rate.source_exponent)):
+        if levels[over] >= 2:
+            fit = fit_plateau(rows, x=over, y=y)
+            found.append(
+                _slope_row(rows, f"{over} (with plateau)", y, fit.exponent, exponent, fit.reason)
+            )
     return found
 
 
-def _scaling(frame: pd.DataFrame) -> tuple[list, list]:
-    found, slopes = [], []
-    for (model, family), rows in frame.groupby(["model", "family"]):
-        for n_t, cell in rows.groupby("n_target"):
-            oracle, scratch = cell[cell.method == "oracle"], cell[cell.method == "scratch"]
-            if not oracle.empty and not scratch.empty:
-                name = f"oracle <= scratch, {family} {model}, n_t={n_t}"
-                found.append(checks.ordering(name, oracle.kl, scratch.kl))
-        config = make_task_pair(family, **truth_knobs(rows)).config
-        for method, by_method in rows.groupby("method"):
-            rate = predict(family, method, Setting(config, model))
-            if rate is not None and by_method.n_target.nunique() >= 2:
-                slopes.append(_slope_row(by_method, "n_target", "kl", -rate.target_exponent))
-    return found, slopes
-
-
-def judge(frame: pd.DataFrame) -> tuple[list[checks.Check], pd.DataFrame]:
-    """The checks (must-hold and candidate) and the slope table of a run's rows."""
-    ok = frame[frame.status == "ok"]
-    found, slopes = [checks.pinsker(ok.dropna(subset=["kl", "tv"]))], []
-    experiments = dict(tuple(ok.groupby("experiment")))
-    if "calibration" in experiments:
-        more_checks, more_slopes = _calibration(experiments["calibration"])
-        found, slopes = found + more_checks, slopes + more_slopes
-    if "crossover" in experiments:
-        found += _crossover(experiments["crossover"])
-    for name in ("target_scaling", "unconditional"):
-        if name in experiments:
-            more_checks, more_slopes = _scaling(experiments[name])
-            found, slopes = found + more_checks, slopes + more_slopes
-    if "diffusion_bounds" in experiments:
-        anchor = experiments["diffusion_bounds"]
-        found.append(checks.path_bound(anchor))
-        if "kl_ode_exact" in anchor:  # absent from rows cached by older versions
-            found.append(checks.ode_likelihood(anchor.dropna(subset=["kl_ode_exact"])))
-    table = pd.DataFrame(slopes)
+def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:
+    """The verdict on the rows of a run (or any table in its columns): the must-hold checks
+    (with their power where ``with_power``), the claims and the candidate slopes."""
+    models = trained_models(frame)
+    found = [_judged(trial, with_power) for trial in must_hold_trials(models)]
+    found += judge_claims(models)
+    slopes = fitted_slopes(models)
     found += [
         checks.slope(
-            f"{r.experiment}: {r.family} {r.model} {r.method}, slope over {r.over}",
-            Interval(r.fitted, r.low, r.high),
+            f"{r.family} {r.model} {r.method}, exponent over {r.over}",
+            Interval(r.fitted, r.low, r.high, r.seeds),
             r.candidate,
+            r.reason,
         )
-        for r in table.itertuples()
+        for r in slopes.itertuples()
     ]
-    return found, table
+    return Verdict(found, slopes)
+
+
+def write_verdict(verdict: Verdict, results: Path) -> None:
+    """``checks.csv``, ``slopes.csv`` and the tables ``checks``, ``power``, ``claims`` and
+    ``slopes`` (Markdown and LaTeX) under ``results``."""
+    tables = results / "tables"
+    checks.write(verdict.checks, results / "checks.csv")
+    verdict.slopes.to_csv(results / "slopes.csv", index=False)
+    table = checks.table(verdict.checks)
+    write_table(table.drop(columns="power"), tables, "checks", lead=f"{verdict.summary}.")
+    must_hold = verdict.of_kind(checks.MUST_HOLD)
+    write_table(must_hold[["name", "verdict", "power"]], tables, "power")
+    write_table(verdict.of_kind(checks.CLAIM).drop(columns="power"), tables, "claims")
+    write_table(verdict.slopes, tables, "slopes")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad input as one line and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """The rows of ``path``.
+
+    Raises:
+        ValueError: the file cannot be read, or lacks a column the verdict needs.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot be read as CSV ({error})") from None
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}: expected {list(REQUIRED)}"
+        )
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m theory.verdict``: judge a table of rows; exit 1 when a must-hold check
+    fails, 2 on a table that cannot be read."""
+    parser = _Parser(
+        prog="python -m theory.verdict",
+        description="Judge rows of trained models (a results.csv) without training: must-hold "
+        "checks with their power, claims and fitted exponents.",
+    )
+    parser.add_argument("results", type=Path, metavar="RESULTS_CSV")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/checks.csv, slopes.csv and tables/ (default: the folder of RESULTS_CSV)",
+    )
+    parser.add_argument("--no-power", action="store_true", help="skip the planted errors")
+    args = parser.parse_args(argv)
+    try:
+        frame = read_rows(args.results)
+    except ValueError as error:
+        parser.error(str(error))
+    verdict = judge(frame, with_power=not args.no_power)
+    write_verdict(verdict, args.out or args.results.parent)
+    table = checks.table(verdict.checks)
+    print(table[["name", "kind", "figure", "verdict"]].to_string(index=False))
+    print(verdict.summary, file=sys.stderr if verdict.failures else sys.stdout)
+    return 1 if verdict.failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
+from scipy.integrate import quad, solve_ivp
 from torch import Tensor
 
+from sims.metrics import linear_gaussian_kl
 from sims.models.linear_gaussian import LinearGaussianFit
 from sims.sde import VPSDE
 
@@ -131,3 +132,40 @@ def euler_maruyama_law(
         mean_map = transition @ mean_map + forcing * dtau
         covariance = transition @ covariance @ transition.T + beta * dtau * np.eye(d)
     return _law(score, mean_map, covariance)
+
+
+def prior_kl_exact(truth: LinearScore) -> float:
+    """KL(p_1 || N(0, I)) in nats, exactly, for the law whose score is ``truth``, averaged
+    over z ~ N(0, I)."""
+    law = truth.at(1.0)
+    d = len(law.bias)
+    zero = torch.zeros_like(law.coefficients)
+    return linear_gaussian_kl(
+        law.coefficients, law.bias, law.covariance, zero, zero[:, 0], torch.eye(d).to(zero)
+    ).item()
+
+
+def score_error_exact(
+    score: LinearScore, truth: LinearScore, tau0: float = 1e-3, rtol: float = 1e-10
+) -> float:
+    """int_{tau_0}^1 beta(tau) E |grad log p_tau - s|^2 dtau in nats, exactly (adaptive
+    quadrature over tau of a closed form), x ~ p_tau(. | z) of ``truth``, z ~ N(0, I).
+
+    With the truth's precision P and mean alpha m(z), the model's P_hat and alpha m_hat(z),
+    the score gap is (P_hat - P)(x - alpha m) + alpha P_hat (m - m_hat), so its mean square is
+    tr((P_hat - P) P^-1 (P_hat - P)) + alpha^2 (|P_hat db|^2 + |P_hat dC|_F^2), with
+    (dC, db) the gap of the mean maps.
+    """
+    gap_c = (truth.coefficients - score.coefficients).detach().numpy()
+    gap_b = (truth.bias - score.bias).detach().numpy()
+
+    def integrand(tau: float) -> float:
+        precision = truth.precision(tau).detach().numpy()
+        fitted = score.precision(tau).detach().numpy()
+        difference = fitted - precision
+        spread = np.trace(difference @ np.linalg.solve(precision, difference))
+        mean = np.sum((fitted @ gap_b) ** 2) + np.sum((fitted @ gap_c) ** 2)
+        return score.sde.beta(tau) * (spread + score.sde.alpha(tau) ** 2 * mean)
+
+    value, _ = quad(integrand, tau0, 1.0, epsabs=0.0, epsrel=rtol, limit=200)
+    return value

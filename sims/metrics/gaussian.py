@@ -41,12 +41,13 @@ def linear_gaussian_kl(
     """E_z KL(N(C_p z + b_p, S_p) || N(C_q z + b_q, S_q)) for z ~ N(0, I), in nats, exactly.
 
     Args:
-        coefficients_p, coefficients_q: (d_x, d_z); bias_p, bias_q: (d_x,);
-        cov_p, cov_q: (d_x, d_x).
+        coefficients_p, coefficients_q: (..., d_x, d_z); bias_p, bias_q: (..., d_x);
+        cov_p, cov_q: (..., d_x, d_x); leading dimensions broadcast.
 
     The mean gap (C_p - C_q) z + (b_p - b_q) adds E_z of its squared S_q-norm,
     tr(S_q^{-1} M M^T) with M = C_p - C_q, to the KL at z = 0.
     """
     gap = coefficients_p - coefficients_q
     at_zero = gaussian_kl(bias_p, cov_p, bias_q, cov_q)
-    return at_zero + 0.5 * torch.trace(torch.linalg.solve(cov_q, gap @ gap.T))
+    spread = torch.linalg.solve(cov_q, gap @ gap.mT).diagonal(dim1=-2, dim2=-1).sum(-1)
+    return at_zero + 0.5 * spread

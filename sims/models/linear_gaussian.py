@@ -79,21 +79,24 @@ class LinearGaussianFit:
 
 
 def _centred(x: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    return x - x.mean(0), z - z.mean(0), x.mean(0), z.mean(0)
+    x_mean, z_mean = x.mean(-2, keepdim=True), z.mean(-2, keepdim=True)
+    return x - x_mean, z - z_mean, x_mean.squeeze(-2), z_mean.squeeze(-2)
 
 
 def fit_given_embedding(x: Tensor, z: Tensor, embedding_weight: Tensor) -> LinearGaussianFit:
     """Maximum likelihood with W known: least squares of x on e = W z with an intercept.
 
     Args:
-        x: (n, d_x) outputs; z: (n, d_z) conditions; embedding_weight: W (d_h, d_z).
+        x: (..., n, d_x) outputs; z: (..., n, d_z) conditions; embedding_weight: W
+            (..., d_h, d_z). Leading dimensions are independent fits.
     """
-    e = z @ embedding_weight.T
+    e = z @ embedding_weight.mT
     xc, ec, x_mean, e_mean = _centred(x, e)
-    head = torch.linalg.lstsq(ec, xc).solution.T
-    residual = xc - ec @ head.T
+    head = torch.linalg.lstsq(ec, xc).solution.mT
+    residual = xc - ec @ head.mT
     coefficients = head @ embedding_weight
-    return LinearGaussianFit(coefficients, x_mean - e_mean @ head.T, residual.T @ residual / len(x))
+    bias = x_mean - (e_mean.unsqueeze(-2) @ head.mT).squeeze(-2)
+    return LinearGaussianFit(coefficients, bias, residual.mT @ residual / x.shape[-2])
 
 
 def fit_reduced_rank(x: Tensor, z: Tensor, rank: int) -> tuple[LinearGaussianFit, Tensor]:
@@ -103,21 +106,25 @@ def fit_reduced_rank(x: Tensor, z: Tensor, rank: int) -> tuple[LinearGaussianFit
     r is C_r = S^{1/2} V V^T S^{-1/2} C_ols, V the top-r eigenvectors of
     S^{-1/2} C_ols S_zz C_ols^T S^{-1/2} (Anderson 1951; Reinsel & Velu 1998, sec. 2.3).
 
+    Args:
+        x: (..., n, d_x) outputs; z: (..., n, d_z) conditions; leading dimensions are
+            independent fits.
+
     Returns:
-        the fit, and W (rank, d_z) spanning the row space of C_r.
+        the fit, and W (..., rank, d_z) spanning the row space of C_r.
     """
     xc, zc, x_mean, z_mean = _centred(x, z)
-    n = len(x)
-    ols = torch.linalg.lstsq(zc, xc).solution.T
-    residual_ols = xc - zc @ ols.T
-    eigenvalues, basis = torch.linalg.eigh(residual_ols.T @ residual_ols / n)
-    root = (basis * eigenvalues.sqrt()) @ basis.T
-    inverse_root = (basis * eigenvalues.rsqrt()) @ basis.T
+    n = x.shape[-2]
+    ols = torch.linalg.lstsq(zc, xc).solution.mT
+    residual_ols = xc - zc @ ols.mT
+    eigenvalues, basis = torch.linalg.eigh(residual_ols.mT @ residual_ols / n)
+    root = (basis * eigenvalues.sqrt().unsqueeze(-2)) @ basis.mT
+    inverse_root = (basis * eigenvalues.rsqrt().unsqueeze(-2)) @ basis.mT
     whitened = inverse_root @ ols
-    _, top = torch.linalg.eigh(whitened @ (zc.T @ zc / n) @ whitened.T)
-    top = top[:, -rank:]
-    embedding_weight = top.T @ whitened
+    _, top = torch.linalg.eigh(whitened @ (zc.mT @ zc / n) @ whitened.mT)
+    top = top[..., -rank:]
+    embedding_weight = top.mT @ whitened
     coefficients = root @ top @ embedding_weight
-    residual = xc - zc @ coefficients.T
-    bias = x_mean - z_mean @ coefficients.T
-    return LinearGaussianFit(coefficients, bias, residual.T @ residual / n), embedding_weight
+    residual = xc - zc @ coefficients.mT
+    bias = x_mean - (z_mean.unsqueeze(-2) @ coefficients.mT).squeeze(-2)
+    return LinearGaussianFit(coefficients, bias, residual.mT @ residual / n), embedding_weight

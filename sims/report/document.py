@@ -1,17 +1,50 @@
-"""``results/report.md``: every figure and table of a run, one sentence each, and the checks."""
+"""``results/report.md``: every figure and table of a run, with what the run found under
+each figure (its checks, claims and fitted exponents in numbers), then the verdict: the
+must-hold checks with their power, the claims and the candidate exponents."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from sims.experiments import Experiment
+from theory.checks import CANDIDATE, CLAIM, MUST_HOLD, Check
+from theory.verdict import Verdict
+
+KIND_WORDS = {MUST_HOLD: "must hold", CLAIM: "claim", CANDIDATE: "candidate exponent"}
 
 
 def _link(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
+
+
+def _figure(value: float) -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.4g}"
+    )
+
+
+def finding(check: Check) -> str:
+    """One check as a line of the report: kind, name, verdict, figure and why."""
+    line = (
+        f"- *{KIND_WORDS[check.kind]}* {check.name}: **{check.verdict}** ({_figure(check.figure)}"
+    )
+    line += f"; {check.detail})" if check.detail else ")"
+    if check.power:
+        line += f"; detects {check.power}"
+    return line
+
+
+def findings(experiment: str, checks: list[Check]) -> list[str]:
+    """The lines of the checks that judged rows of ``experiment``, must-hold first."""
+    mine = [c for c in checks if experiment in c.experiments.split(",")]
+    order = {MUST_HOLD: 0, CLAIM: 1, CANDIDATE: 2}
+    return [finding(c) for c in sorted(mine, key=lambda c: order[c.kind])]
 
 
 def write_report(
@@ -19,13 +52,12 @@ def write_report(
     experiments: list[Experiment],
     figures: dict[str, list[Path] | str],
     tables: dict[str, list[Path]],
-    checks: pd.DataFrame,
-    summary: str,
+    verdict: Verdict,
     frame: pd.DataFrame,
 ) -> None:
-    """Write the report to ``path``: per experiment its description, figure links (or why
-    there is no figure: a string) and table links; then the one-line ``summary`` of the
-    must-hold checks, the checks table and the failed rows."""
+    """Write the report to ``path``: per experiment its description, figure (or why there is
+    none: a string), table links and this run's findings; then the verdict's tables and the
+    failed rows."""
     base = path.parent
     failed = frame[frame.status == "failed"]
     lines = [
@@ -33,6 +65,11 @@ def write_report(
         "",
         f"{len(frame)} trained models, {len(failed)} failed. Every figure shows means over "
         "seeds with 95 % Student-t intervals; `results.csv` has one row per model.",
+        "",
+        f"**Verdict: {verdict.summary}.** Must-hold checks are classical results and this "
+        "suite's formalization (a failure is a bug or a wrong claim); claims are the "
+        "framework's directional statements; candidate exponents are measured beside their "
+        "candidates. Neither of the last two fails a run.",
         "",
     ]
     for experiment in experiments:
@@ -53,19 +90,59 @@ def write_report(
             lines += [
                 f"Table: [{markdown.name}]({_link(markdown, base)}) "
                 f"([LaTeX]({_link(latex, base)})): each cell's errors, mean [95 % interval].",
+                "",
             ]
-        lines.append("")
+        found = findings(experiment.name, verdict.checks)
+        lines += (
+            ["What this run found:", "", *found, ""]
+            if found
+            else [
+                "No check, claim or candidate exponent applies to these rows.",
+                "",
+            ]
+        )
+    must_hold = verdict.of_kind(MUST_HOLD)
     lines += [
-        "## Checks",
+        "## Must-hold checks and their power",
         "",
-        f"{summary}. A statistical check is not assessable when its noise cannot be "
-        "estimated (a single seed has no standard error and no bootstrap interval); it neither "
-        "passes nor fails the run. Candidate slopes are reported beside their candidates and "
-        "never fail a run ([checks.md](tables/checks.md), [slopes.md](tables/slopes.md)).",
+        f"{verdict.summary}. A statistical check needs 5 seeds; with fewer, or with no rows "
+        "to judge, it is not assessable and neither passes nor fails. Each check's power is "
+        "measured on this run's own rows: the smallest planted error of each kind that makes "
+        "it fail ([checks.md](tables/checks.md), [power.md](tables/power.md)).",
         "",
-        checks.to_markdown(index=False, floatfmt=".4g"),
+        must_hold[["name", "figure", "limit", "verdict", "power"]].to_markdown(
+            index=False, floatfmt=".4g"
+        ),
         "",
     ]
+    claims = verdict.of_kind(CLAIM)
+    lines += ["## Claims", ""]
+    lines += (
+        [
+            "Seed-paired 95 % intervals; pass when the interval lies on the claim's side of 0, "
+            "fail when on the other ([claims.md](tables/claims.md)).",
+            "",
+            claims[["name", "figure", "verdict", "detail"]].to_markdown(
+                index=False, floatfmt=".4g"
+            ),
+            "",
+        ]
+        if not claims.empty
+        else ["No claim applies to these rows.", ""]
+    )
+    candidates = verdict.of_kind(CANDIDATE)
+    if not candidates.empty:
+        lines += [
+            "## Candidate exponents",
+            "",
+            "Fitted exponents (95 % intervals over seeds) beside their candidates "
+            "([slopes.md](tables/slopes.md)).",
+            "",
+            candidates[["name", "figure", "limit", "verdict", "detail"]].to_markdown(
+                index=False, floatfmt=".4g"
+            ),
+            "",
+        ]
     if not failed.empty:
         reasons = failed.error.value_counts().rename_axis("reason").reset_index(name="rows")
         lines += ["## Failed models", "", reasons.to_markdown(index=False), ""]

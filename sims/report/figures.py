@@ -18,7 +18,7 @@ from sims.generators import make_task_pair
 from sims.report.tables import summarise
 from theory.fitting import fitted_constant
 from theory.parametric import k_oracle, k_scratch, kappa
-from theory.verdict import truth_knobs
+from theory.rows import truth_knobs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -117,7 +117,7 @@ def _candidate(axes, slopes, experiment, model, family, method, table, x) -> Non
     if slopes.empty or x != "n_target":
         return
     match = slopes[
-        (slopes.experiment == experiment)
+        slopes.experiments.str.split(",").apply(lambda names: experiment in names)
         & (slopes.model == model)
         & (slopes.family == family)
         & (slopes.method == method)

@@ -1,0 +1,109 @@
+"""Intervals over seeds: Student-t intervals of means, and of any statistic of a table of
+cells by seeds, from a bootstrap that resamples seed indices jointly across the cells.
+
+Every method of one seed shares that seed's target data, so the cells an estimate compares
+are correlated through their seeds; resampling each cell's seeds on its own would ignore
+that. A table ``values`` (seeds, cells) holds one error per seed and cell (NaN where a seed
+has no row); its statistics are functions of the cell means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student
+
+MIN_SEEDS = 5  # fewer seeds than this leave a statistical check not assessable
+MUST_HOLD_LEVEL = 0.998  # two-sided level of the intervals that must-hold checks use
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its interval.
+
+    Attributes:
+        seeds: how many seeds it comes from.
+        undefined: the share of bootstrap replicates on which the statistic was undefined
+            (NaN: e.g. no crossing on the grid), left out of the interval.
+    """
+
+    value: float
+    low: float
+    high: float
+    seeds: int = 0
+    undefined: float = 0.0
+
+    def covers(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def t_quantile(level: float, seeds: int) -> float:
+    """The Student-t quantile of a two-sided ``level`` interval with ``seeds - 1`` degrees of
+    freedom (NaN for fewer than 2 seeds)."""
+    return float(student.ppf(0.5 + level / 2, seeds - 1)) if seeds > 1 else math.nan
+
+
+def mean_interval(values, level: float = 0.95) -> Interval:
+    """The mean of ``values`` (one per seed, NaN dropped) with its Student-t interval."""
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    seeds = len(values)
+    mean = float(values.mean()) if seeds else math.nan
+    if seeds < 2:
+        return Interval(mean, math.nan, math.nan, seeds)
+    half = t_quantile(level, seeds) * float(values.std(ddof=1)) / math.sqrt(seeds)
+    return Interval(mean, mean - half, mean + half, seeds)
+
+
+def seed_table(frame: pd.DataFrame, cells: list[str], y: str) -> tuple[list, np.ndarray]:
+    """The cells of ``frame`` (its distinct values of the columns ``cells``, sorted) and the
+    table (seeds, cells) of ``y``, NaN where a seed has no row in a cell."""
+    table = frame.pivot_table(index="seed", columns=cells, values=y, aggfunc="mean", dropna=False)
+    keys = [key if isinstance(key, tuple) else (key,) for key in table.columns]
+    return keys, table.to_numpy(float)
+
+
+def _cell_means(values: np.ndarray) -> np.ndarray:
+    """Means over seeds (axis -2) that ignore missing rows; NaN where a cell has none."""
+    counts = (~np.isnan(values)).sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.nansum(values, -2) / np.maximum(counts, 1), np.nan)
+
+
+def seed_interval(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], float],
+    level: float = 0.95,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> Interval:
+    """``statistic`` of the cell means of ``values`` (seeds, cells), with an interval from a
+    bootstrap that resamples seed indices (rows) jointly across the cells.
+
+    The interval is the point estimate plus or minus the Student-t quantile with S - 1
+    degrees of freedom times the bootstrap standard error, widened by sqrt(S / (S - 1)) (a
+    bootstrap's variance of a mean is (S - 1) / S of the unbiased one), so that it holds its
+    level with a handful of seeds where percentile intervals do not. Replicates on which the
+    statistic is undefined (NaN) are counted in ``undefined`` and left out.
+    """
+    seeds = values.shape[0]
+    point = float(statistic(_cell_means(values)))
+    if seeds < 2:
+        return Interval(point, math.nan, math.nan, seeds)
+    rng = np.random.default_rng(seed)
+    resampled = _cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+    replicates = np.array([statistic(means) for means in resampled], float)
+    defined = replicates[~np.isnan(replicates)]
+    undefined = 1 - defined.size / n_bootstrap
+    if defined.size < 2 or math.isnan(point):
+        return Interval(point, math.nan, math.nan, seeds, undefined)
+    half = t_quantile(level, seeds) * float(defined.std(ddof=1)) * math.sqrt(seeds / (seeds - 1))
+    return Interval(point, point - half, point + half, seeds, undefined)
