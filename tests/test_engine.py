@@ -164,3 +164,27 @@ def test_full_batch_refuses_a_loss_with_noise():
     models, train, _, _ = flow_problem(1, architecture=ARCHITECTURES["diffusion"])
     with pytest.raises(ValueError, match="noise"):
         fit_full_batch(models, train)
+
+
+def test_the_linear_gaussian_loss_from_moments_is_the_mean_negative_log_likelihood():
+    """The full-batch loss, from the rows' weighted second moments, equals the weighted mean
+    of -log_prob (padded rows of weight 0 included), and so does its gradient."""
+    from sims.models.linear_gaussian import LinearGaussianModel
+
+    torch.manual_seed(0)
+    model = LinearGaussianModel(4, 8, 2)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.3)
+    x, z = torch.randn(500, 4, dtype=torch.float64), torch.randn(500, 8, dtype=torch.float64)
+    weight = torch.rand(500, dtype=torch.float64)
+    weight[400:] = 0
+    moments = model(x, z, weight, None)
+    direct = -(model.log_prob(x, z) * weight).sum() / weight.sum()
+    assert moments.item() == pytest.approx(direct.item(), rel=1e-12)
+    for a, b in zip(
+        torch.autograd.grad(moments, list(model.parameters())),
+        torch.autograd.grad(direct, list(model.parameters())),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -63,8 +63,15 @@ def numbers(out: Path) -> pd.DataFrame:
     return frame.sort_values(IDENTITY).reset_index(drop=True)
 
 
-def test_smoke_profile_writes_every_output(tmp_path):
-    result = run_all("--profile", "smoke", "--out", str(tmp_path))
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The output directory of the whole smoke profile, and what the command printed."""
+    out = tmp_path_factory.mktemp("smoke")
+    return out, run_all("--profile", "smoke", "--out", str(out))
+
+
+def test_smoke_profile_writes_every_output(smoke):
+    tmp_path, result = smoke
     frame = pd.read_csv(tmp_path / "results" / "results.csv")
     assert list(frame.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
     assert set(frame.experiment) == {e.name for e in EXPERIMENTS}
@@ -89,7 +96,61 @@ def test_smoke_profile_writes_every_output(tmp_path):
             assert (tmp_path / "results" / "tables" / f"{experiment.name}.{suffix}").exists()
     for name in ("slopes.csv", "checks.csv", "tables/checks.md", "tables/slopes.tex"):
         assert (tmp_path / "results" / name).exists()
+    for name in ("power", "claims"):
+        assert (tmp_path / "results" / "tables" / f"{name}.md").exists()
     assert "0 failed" in result.stdout
+    assert "## Must-hold checks and their power" in report and "What this run found:" in report
+
+
+def verdict(*arguments) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "theory.verdict", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_verdict_judges_a_runs_rows_as_the_run_did(smoke, tmp_path):
+    out, _ = smoke
+    judged = verdict(str(out / "results" / "results.csv"), "--out", str(tmp_path))
+    assert judged.returncode == 0, judged.stderr
+    ran = pd.read_csv(out / "results" / "checks.csv")
+    again = pd.read_csv(tmp_path / "checks.csv")
+    pd.testing.assert_frame_equal(ran, again)
+    assert "must-hold checks pass" in judged.stdout
+    for name in ("slopes.csv", "tables/checks.md", "tables/power.md", "tables/claims.tex"):
+        assert (tmp_path / name).exists()
+
+
+def test_the_verdict_refuses_a_table_without_its_columns_in_one_line(smoke, tmp_path):
+    out, _ = smoke
+    rows = pd.read_csv(out / "results" / "results.csv").drop(columns="kl")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    refused = verdict(str(tmp_path / "rows.csv"))
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "missing column(s) kl" in refused.stderr
+    absent = verdict(str(tmp_path / "absent.csv"))
+    assert absent.returncode == 2 and absent.stderr.count("\n") == 1
+
+
+def test_the_verdict_fails_a_planted_error_and_exits_1(tmp_path):
+    """Rows of the anchor whose KL is 20 % too high fail calibration."""
+    from anchor import anchor_rows
+
+    rows = anchor_rows(n_targets=(250, 1000, 4000), seeds=40)
+    rows.assign(kl_exact=rows.kl_exact * 1.2).to_csv(tmp_path / "rows.csv", index=False)
+    judged = verdict(str(tmp_path / "rows.csv"))
+    assert judged.returncode == 1 and "failed" in judged.stderr
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert verdict(str(tmp_path / "rows.csv")).returncode == 0
+
+
+def test_an_experiment_run_with_another_model_is_judged_without_a_traceback(tmp_path):
+    result = run_all(
+        "--profile", "smoke", "--only", "calibration", "--set", "model=flow", "--seeds", "5",
+        "--out", str(tmp_path), "--check", check=False,
+    )  # fmt: skip
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr
+    checks = pd.read_csv(tmp_path / "results" / "checks.csv")
+    assert not checks.name.str.startswith("calibration").any()  # no closed-form KL to judge
+    assert checks.name.str.startswith("oracle <= scratch").any()
 
 
 def test_same_command_twice_gives_identical_numbers(tmp_path, reference):
@@ -192,6 +253,10 @@ BAD_INPUT = [
     (["--seeds", "0"], "'0' is not allowed: expected an integer >= 1"),
     (["--set", "n_target"], "expected KEY=V1,V2"),
     (["--backend", "dask"], "needs --scheduler"),
+    (
+        ["--only", "unconditional", "--set", "model=linear_score"],
+        "family='shared_subspace' is not allowed with model='linear_score'",
+    ),
 ]
 
 

@@ -79,7 +79,7 @@ def _truths(rows: pd.DataFrame):
         label = ""
         if len(groups) > 1:
             shown = ", ".join(f"{k}={knobs[k]}" for k in ("d_x", "d_z", "d_h") if k in knobs)
-            label = f" ({group.family.iloc[0]} {shown}, truth {knobs['seed']})"
+            label = f" ({shown}, truth {knobs['seed']})"
         yield label, group
 
 
@@ -160,13 +160,12 @@ def _ordering_trials(frame: pd.DataFrame) -> list[Trial]:
     """oracle <= scratch at every n_t of every truth and model that has both."""
     trials = []
     both = frame[frame.method.isin(["oracle", "scratch"])]
-    for (model, n_t), rows in both.groupby(["model", "n_target"]):
+    for model, rows in both.groupby("model"):
         for label, truth in _truths(rows):
             oracle, scratch = truth[truth.method == "oracle"], truth[truth.method == "scratch"]
             if oracle.empty or scratch.empty:
                 continue
-            family = truth.family.iloc[0]
-            name = f"oracle <= scratch, {family} {model}, n_t={n_t}{label}"
+            name = f"oracle <= scratch, {truth.family.iloc[0]} {model}{label}"
             plants = (scaled("better", "kl", UP, "oracle KL"),)
             judge = partial(checks.ordering, name)
             trials.append(Trial(judge, {"better": oracle, "worse": scratch}, {}, plants))
@@ -263,9 +262,9 @@ def _slope_row(
 
 
 def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every fitted exponent with a candidate: a slope over n_t for source-free methods; for
-    transfer, a two-term fit where n_t and n_s both vary, else a slope with its plateau
-    over whichever of them varies."""
+    """Every fitted exponent p (error ~ n^-p) with its candidate: from the log-log slope over
+    n_t for source-free methods; for transfer, from a two-term fit where n_t and n_s both
+    vary, else from a fit with its plateau over whichever of them varies."""
     found = []
     for (model, method), rows in frame.groupby(["model", "method"]):
         y = ANCHOR_ERROR if model == "linear_gaussian" else "kl"
@@ -284,7 +283,9 @@ def _fits(rows: pd.DataFrame, y: str, rate) -> list[dict]:
     if rate.source_exponent is None:
         if levels["n_target"] < 2:
             return []
-        return [_slope_row(rows, "n_target", y, fit_slope(rows, y=y), -rate.target_exponent)]
+        slope = fit_slope(rows, y=y)  # error ~ n^-p: the exponent is minus the slope
+        exponent = Interval(-slope.value, -slope.high, -slope.low, slope.seeds, slope.undefined)
+        return [_slope_row(rows, "n_target", y, exponent, rate.target_exponent)]
     if levels["n_target"] >= 2 and levels["n_source"] >= 2:
         fit = fit_two_term(rows, y=y)
         return [

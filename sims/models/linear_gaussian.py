@@ -64,6 +64,33 @@ class LinearGaussianModel(DensityModel):
         log_det = 2 * self.cholesky_raw.diagonal().sum()
         return -0.5 * ((whitened**2).sum(0) + log_det + x.shape[-1] * LOG_2PI)
 
+    def forward(self, x: Tensor, z: Tensor, weight: Tensor, noise: Tensor) -> Tensor:
+        """The weighted mean negative log-likelihood of rows x (N, d_x), z (N, d_z), from their
+        weighted moments (``noise`` is not used): with m = C z + b, C = B W, the residuals'
+        second moment is R = E[x x^T] - E[m x^T] - E[x m^T] + E[m m^T], and the loss
+        1/2 [tr(Sigma^-1 R) + log det Sigma + d_x log 2 pi]. The moments carry no gradient,
+        so each step of a full-batch fit passes over the rows once."""
+        share = (weight / weight.sum())[..., None]
+        xw, zw = x * share, z * share
+        m_xx, m_xz, m_zz = xw.T @ x, xw.T @ z, zw.T @ z
+        m_x, m_z = xw.sum(0), zw.sum(0)
+        eye = torch.eye(self.d_z, dtype=x.dtype, device=x.device)
+        coefficients = self.weight @ self.embedding(eye).T  # C (d_x, d_z)
+        mean_z = coefficients @ m_z  # E[C z]
+        cross = coefficients @ m_xz.T + self.bias[:, None] * m_x  # E[m x^T]
+        mean_second = (
+            coefficients @ m_zz @ coefficients.T
+            + mean_z[:, None] * self.bias
+            + self.bias[:, None] * mean_z
+            + self.bias[:, None] * self.bias
+        )
+        second = m_xx - cross - cross.T + mean_second
+        factor = lower_cholesky(self.cholesky_raw)
+        whitened = torch.linalg.solve_triangular(factor, second, upper=False)
+        whitened = torch.linalg.solve_triangular(factor, whitened.T, upper=False)
+        log_det = 2 * self.cholesky_raw.diagonal().sum()
+        return 0.5 * (whitened.diagonal().sum() + log_det + x.shape[-1] * LOG_2PI)
+
     def conditional(self) -> LinearGaussianFit:
         """The fitted law as (C = B W, b, Sigma)."""
         return linear_fit(self)

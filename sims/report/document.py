@@ -40,9 +40,16 @@ def finding(check: Check) -> str:
     return line
 
 
-def findings(experiment: str, checks: list[Check]) -> list[str]:
-    """The lines of the checks that judged rows of ``experiment``, must-hold first."""
-    mine = [c for c in checks if experiment in c.experiments.split(",")]
+def findings(experiment: str, checks: list[Check], everywhere: set[str]) -> list[str]:
+    """The lines of the checks that judged rows of ``experiment``, must-hold first, but for
+    those that judged the rows of all the run's experiments (``everywhere``), which the
+    verdict lists once."""
+    mine = [
+        c
+        for c in checks
+        if experiment in c.experiments.split(",")
+        and not (len(everywhere) > 1 and set(c.experiments.split(",")) >= everywhere)
+    ]
     order = {MUST_HOLD: 0, CLAIM: 1, CANDIDATE: 2}
     return [finding(c) for c in sorted(mine, key=lambda c: order[c.kind])]
 
@@ -92,7 +99,7 @@ def write_report(
                 f"([LaTeX]({_link(latex, base)})): each cell's errors, mean [95 % interval].",
                 "",
             ]
-        found = findings(experiment.name, verdict.checks)
+        found = findings(experiment.name, verdict.checks, {e.name for e in experiments})
         lines += (
             ["What this run found:", "", *found, ""]
             if found
