@@ -4,11 +4,12 @@ import pytest
 
 from sims.generators import families, make_task_pair
 
-# Small dimensions per family, so that quadrature over x runs in a blink.
+# Small dimensions per family (and few Fourier features per map), so that quadrature over x
+# runs in a blink: it evaluates the maps at every grid point.
 SMALL_DIMS = {
     "linear_gaussian": {"d_x": 2, "d_z": 3, "d_h": 1},
-    "gaussian_smooth": {"d_x": 2, "d_z": 3, "d_h": 2},
-    "mixture": {"d_x": 2, "d_z": 3, "d_h": 2},
+    "gaussian_smooth": {"d_x": 2, "d_z": 3, "d_h": 2, "n_features": 32},
+    "mixture": {"d_x": 2, "d_z": 3, "d_h": 2, "n_features": 32},
     "shared_latent": {"d_x": 2},
     "shared_subspace": {"d_x": 2, "d_h": 1},
 }

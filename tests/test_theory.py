@@ -68,7 +68,14 @@ def test_candidate_rates():
     joint = Setting(config, "flow", variant="joint")
     assert predict("gaussian_smooth", "scratch", joint).target_exponent == 4 / 14
     mixture = make_task_pair("mixture", d_x=2, d_z=8, d_h=2).config
-    assert predict("mixture", "oracle", Setting(mixture, "flow")).target_exponent == 0.5
+    assert predict("mixture", "oracle", Setting(mixture, "flow")).target_exponent == 4 / 6
+    ridge = make_task_pair("gaussian_smooth", embedding="ridge", maps="ridge").config
+    one_dimensional = predict("gaussian_smooth", "transfer", Setting(ridge, "flow"))
+    assert (one_dimensional.target_exponent, one_dimensional.source_exponent) == (0.8, 0.8)
+    tanh = make_task_pair("gaussian_smooth", embedding="tanh").config
+    assert predict("gaussian_smooth", "scratch", Setting(tanh, "flow")).target_exponent == 4 / 6
+    latent = make_task_pair("shared_latent").config
+    assert predict("shared_latent", "scratch", Setting(latent, "diffusion")).target_exponent == 1.0
     linear = make_task_pair("linear_gaussian").config
     anchor = predict("linear_gaussian", "transfer", Setting(linear, "linear_gaussian"))
     assert (anchor.target_exponent, anchor.source_exponent, anchor.status) == (

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from sims.generators.fourier import FourierSeries
 from sims.generators.linalg import nearest_frame, random_frame
-from sims.generators.ridge import RidgeSeries
 from sims.validation import check_choice
 
 T = TypeVar("T")
@@ -87,35 +87,61 @@ class TanhEmbedding:
 
 
 @dataclass(frozen=True)
-class RidgeEmbedding:
-    """h = a ridge series of smoothness beta_h, standardised to mean 0, variance 1 per output
-    under z ~ N(0, I) (exactly, from the series' closed-form moments)."""
+class SeriesEmbedding:
+    """h = a random Fourier series (``sims.generators.fourier``), standardised to mean 0 and
+    variance 1 per output under z ~ N(0, I) (exactly, from the series' closed-form moments)."""
 
-    series: RidgeSeries
-
-    @classmethod
-    def random(
-        cls, rng: np.random.Generator, d_z: int, d_h: int, beta_h: float, n_terms: int
-    ) -> RidgeEmbedding:
-        return cls(RidgeSeries.random(rng, d_z, d_h, beta_h, n_terms).standardised())
+    series: FourierSeries
 
     def __call__(self, z: Tensor) -> Tensor:
         return self.series(z)
 
-    def mix(self, other: RidgeEmbedding, similarity: float) -> RidgeEmbedding:
+    def mix(self, other: SeriesEmbedding, similarity: float) -> SeriesEmbedding:
         """sqrt(1 - delta) h + sqrt(delta) h', standardised again."""
         blend = self.series.combine(other.series, math.sqrt(1 - similarity), math.sqrt(similarity))
-        return RidgeEmbedding(blend.standardised())
+        return SeriesEmbedding(blend.standardised())
 
 
-EMBEDDING_KINDS = ("ridge", "tanh")
+EMBEDDING_KINDS = ("matern", "ridge", "tanh")
+
+
+@dataclass(frozen=True)
+class Smoothness:
+    """How the random smooth maps of a family are drawn.
+
+    Attributes:
+        kind: ``matern`` (isotropic: Matérn random Fourier features) or ``ridge`` (a ridge
+            series, one-dimensional in effect).
+        lengthscale: of a Matérn map, per unit of sqrt(input dimension): a map of D inputs
+            has lengthscale ``lengthscale * sqrt(D)``, the typical distance between two
+            inputs drawn from N(0, I_D), so that it stays learnable while its difficulty
+            grows with D.
+        n_features: terms of a Matérn map; n_terms: terms of a ridge series.
+    """
+
+    kind: str = "matern"
+    lengthscale: float = 1.0
+    n_features: int = 256
+    n_terms: int = 64
+
+    def __post_init__(self):
+        check_choice("maps", self.kind, ("matern", "ridge"))
+
+    def draw(self, rng: np.random.Generator, d_in: int, d_out: int, beta: float) -> FourierSeries:
+        """A random map R^{d_in} -> R^{d_out} of smoothness ``beta``."""
+        if self.kind == "ridge":
+            return FourierSeries.ridge(rng, d_in, d_out, beta, self.n_terms)
+        length = self.lengthscale * math.sqrt(d_in)
+        return FourierSeries.matern(rng, d_in, d_out, beta, length, self.n_features)
 
 
 def draw_embedding(
-    kind: str, rng: np.random.Generator, d_z: int, d_h: int, beta_h: float, n_terms: int
+    kind: str, rng: np.random.Generator, d_z: int, d_h: int, beta_h: float, maps: Smoothness
 ) -> Embedding:
-    """A random embedding: ``ridge`` (nonparametric, smoothness beta_h) or ``tanh`` (parametric)."""
+    """A random embedding: ``matern`` or ``ridge`` (nonparametric, smoothness beta_h, drawn
+    as ``maps`` says but for its kind), or ``tanh`` (parametric)."""
     check_choice("embedding", kind, EMBEDDING_KINDS)
-    if kind == "ridge":
-        return RidgeEmbedding.random(rng, d_z, d_h, beta_h, n_terms)
-    return TanhEmbedding.random(rng, d_z, d_h)
+    if kind == "tanh":
+        return TanhEmbedding.random(rng, d_z, d_h)
+    series = replace(maps, kind=kind).draw(rng, d_z, d_h, beta_h)
+    return SeriesEmbedding(series.standardised())

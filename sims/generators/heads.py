@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sims.generators.fourier import FourierSeries
 from sims.generators.gaussian_mixture import GaussianMixture
-from sims.generators.ridge import RidgeSeries
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class MixtureHead:
         scale: component standard deviation.
     """
 
-    logits: RidgeSeries
+    logits: FourierSeries
     centres: Tensor
-    displacement: RidgeSeries
+    displacement: FourierSeries
     scale: float
 
     def __call__(self, e: Tensor) -> GaussianMixture:

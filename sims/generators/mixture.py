@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from sims.generators.conditional import embedding_pair
-from sims.generators.embeddings import draw_embedding
+from sims.generators.embeddings import Smoothness, draw_embedding
 from sims.generators.heads import MixtureHead
 from sims.generators.registry import register_family
-from sims.generators.ridge import RidgeSeries
 from sims.generators.seeding import seeded_rng
 from sims.generators.tasks import ConditionalTask
 from sims.validation import check_positive, check_positive_int
@@ -24,7 +23,10 @@ def mixture(
     seed: int = 0,
     beta: float = 2.0,
     beta_h: float = 2.0,
-    embedding: str = "ridge",
+    embedding: str = "matern",
+    maps: str = "matern",
+    lengthscale: float = 1.0,
+    n_features: int = 256,
     n_terms: int = 64,
     n_components: int = 3,
     component_scale: float = 0.3,
@@ -33,11 +35,12 @@ def mixture(
     """z ~ N(0, I_{d_z}); x | z ~ sum_k pi_k(h(z)) N(m_k(h(z)), s^2 I): a multimodal law with
     task-specific weights pi and centres m, h shared.
 
-    pi = softmax of a ridge series of smoothness beta; m_k = c_k + a ridge series of
-    smoothness beta, with fixed centres c_k ~ N(0, separation^2 I).
+    pi = softmax of a random smooth map of smoothness beta; m_k = c_k + a random smooth map
+    of smoothness beta, with fixed centres c_k ~ N(0, separation^2 I).
 
     Knobs:
-        beta, beta_h, embedding, n_terms: as for ``gaussian_smooth``.
+        beta, beta_h, embedding, maps, lengthscale, n_features, n_terms: as for
+            ``gaussian_smooth``.
         n_components: number of components K.
         component_scale: the components' standard deviation s.
         separation: spread of the fixed centres c_k.
@@ -45,19 +48,24 @@ def mixture(
     params: ``centres`` (K, d_x).
     """
     beta, beta_h = check_positive("beta", beta), check_positive("beta_h", beta_h)
-    n_terms = check_positive_int("n_terms", n_terms)
+    smoothness = Smoothness(
+        maps,
+        check_positive("lengthscale", lengthscale),
+        check_positive_int("n_features", n_features),
+        check_positive_int("n_terms", n_terms),
+    )
     n_components = check_positive_int("n_components", n_components)
     component_scale = check_positive("component_scale", component_scale)
     separation = check_positive("separation", separation)
     h_target, h_source = embedding_pair(
-        seed, similarity, lambda rng: draw_embedding(embedding, rng, d_z, d_h, beta_h, n_terms)
+        seed, similarity, lambda rng: draw_embedding(embedding, rng, d_z, d_h, beta_h, smoothness)
     )
 
     def task(name: str, h) -> ConditionalTask:
         rng = seeded_rng(seed, "head", name)
-        logits = RidgeSeries.random(rng, d_h, n_components, beta, n_terms)
+        logits = smoothness.draw(rng, d_h, n_components, beta)
         centres = torch.from_numpy(separation * rng.standard_normal((n_components, d_x)))
-        displacement = RidgeSeries.random(rng, d_h, n_components * d_x, beta, n_terms)
+        displacement = smoothness.draw(rng, d_h, n_components * d_x, beta)
         head = MixtureHead(logits, centres, displacement, component_scale)
         return ConditionalTask(name, d_x, d_z, h, head, {"centres": centres})
 

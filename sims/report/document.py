@@ -54,6 +54,17 @@ def findings(experiment: str, checks: list[Check], everywhere: set[str]) -> list
     return [finding(c) for c in sorted(mine, key=lambda c: order[c.kind])]
 
 
+def _section(title: str, lead: str, table: pd.DataFrame) -> list[str]:
+    """A section of the verdict: its title, a paragraph and its table, or a line saying
+    that nothing of its kind applies."""
+    body = (
+        [lead, "", table.to_markdown(index=False, floatfmt=".4g")]
+        if not table.empty
+        else ["Nothing of this kind applies to these rows."]
+    )
+    return [f"## {title}", "", *body, ""]
+
+
 def write_report(
     path: Path,
     experiments: list[Experiment],
@@ -108,48 +119,26 @@ def write_report(
                 "",
             ]
         )
-    must_hold = verdict.of_kind(MUST_HOLD)
-    lines += [
-        "## Must-hold checks and their power",
-        "",
+    lines += _section(
+        "Must-hold checks and their power",
         f"{verdict.summary}. A statistical check needs 5 seeds; with fewer, or with no rows "
         "to judge, it is not assessable and neither passes nor fails. Each check's power is "
         "measured on this run's own rows: the smallest planted error of each kind that makes "
         "it fail ([checks.md](tables/checks.md), [power.md](tables/power.md)).",
-        "",
-        must_hold[["name", "figure", "limit", "verdict", "power"]].to_markdown(
-            index=False, floatfmt=".4g"
-        ),
-        "",
-    ]
-    claims = verdict.of_kind(CLAIM)
-    lines += ["## Claims", ""]
-    lines += (
-        [
-            "Seed-paired 95 % intervals; pass when the interval lies on the claim's side of 0, "
-            "fail when on the other ([claims.md](tables/claims.md)).",
-            "",
-            claims[["name", "figure", "verdict", "detail"]].to_markdown(
-                index=False, floatfmt=".4g"
-            ),
-            "",
-        ]
-        if not claims.empty
-        else ["No claim applies to these rows.", ""]
+        verdict.of_kind(MUST_HOLD)[["name", "figure", "limit", "verdict", "power"]],
     )
-    candidates = verdict.of_kind(CANDIDATE)
-    if not candidates.empty:
-        lines += [
-            "## Candidate exponents",
-            "",
-            "Fitted exponents (95 % intervals over seeds) beside their candidates "
-            "([slopes.md](tables/slopes.md)).",
-            "",
-            candidates[["name", "figure", "limit", "verdict", "detail"]].to_markdown(
-                index=False, floatfmt=".4g"
-            ),
-            "",
-        ]
+    lines += _section(
+        "Claims",
+        "Seed-paired 95 % intervals; pass when the interval lies on the claim's side of 0, "
+        "fail when on the other ([claims.md](tables/claims.md)).",
+        verdict.of_kind(CLAIM)[["name", "figure", "verdict", "detail"]],
+    )
+    lines += _section(
+        "Candidate exponents",
+        "Fitted exponents (95 % intervals over seeds) beside their candidates "
+        "([slopes.md](tables/slopes.md)).",
+        verdict.of_kind(CANDIDATE)[["name", "figure", "limit", "verdict", "detail"]],
+    )
     if not failed.empty:
         reasons = failed.error.value_counts().rename_axis("reason").reset_index(name="rows")
         lines += ["## Failed models", "", reasons.to_markdown(index=False), ""]
