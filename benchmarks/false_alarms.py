@@ -1,13 +1,13 @@
 """How often each anchor check fails a correct run: simulated replicate runs of the
 quick profile's anchor experiments, each judged as the verdict judges it.
 
-    python benchmarks/false_alarms.py [--replicates 400]
+    python benchmarks/false_alarms.py [--replicates 200]
 
 Each replicate draws fresh data for every seed (the rows of closed-form maximum-likelihood
 fits, which the trained anchor models reach; tests/anchor.py) at the quick profile's sizes
-and seeds: calibration with 200 seeds at n_t = 250 ... 4000, the crossover experiment with
-20 seeds at n_t = 250, 500, 1000 and n_s = 250 ... 16 000. Prints each check's share of
-failed replicates with its 95 % Wilson interval.
+and seeds: calibration with 200 seeds at n_t = 250 ... 4000 (with oracle <= scratch on its
+rows), the crossover experiment with 20 seeds at n_t = 250, 500, 1000 and n_s = 250 ...
+16 000. Prints each check's share of failed replicates with its 95 % Wilson interval.
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ def replicate(draw: int) -> dict[str, bool]:
     """Whether each check fails on one simulated run."""
     failed = {}
     calibration = anchor_rows((250, 500, 1000, 2000, 4000), seeds=200, draw=draw)
+    by_method = {m: calibration[calibration.method == m] for m in K}
     for method, k in K.items():
-        check = checks.calibration("c", calibration[calibration.method == method], k)
+        check = checks.calibration("c", by_method[method], k)
         failed[f"calibration, {method}"] = check.verdict == checks.FAIL
+    ordering = checks.ordering("o", by_method["oracle"], by_method["scratch"], y="kl_exact")
+    failed["oracle <= scratch"] = ordering.verdict == checks.FAIL
     rows = anchor_rows(
         (250, 500, 1000),
         (250, 500, 1000, 2000, 4000, 8000, 16000),
@@ -59,7 +62,7 @@ def replicate(draw: int) -> dict[str, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=400)
+    parser.add_argument("--replicates", type=int, default=200)
     args = parser.parse_args()
     runs = [replicate(draw) for draw in range(args.replicates)]
     for name in runs[0]:
