@@ -203,10 +203,7 @@ def _prior_kl(truth: Task, seed: int) -> Estimate:
     """KL(p_1 || N(0, I)) of ``truth``: in closed form for a linear-Gaussian truth (standard
     error 0), else by Monte Carlo."""
     if truth.params.keys() >= {"W", "B", "b", "Sigma"}:
-        p = {name: value.cpu() for name, value in truth.params.items()}
-        return Estimate(
-            prior_kl_exact(LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], truth.sde)), 0.0
-        )
+        return Estimate(prior_kl_exact(LinearScore.of_truth(truth.params, truth.sde)), 0.0)
     return prior_kl(truth, seed=seed)
 
 
@@ -271,8 +268,7 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
     same for the probability-flow ODE's law, the exact value that ``kl_ode`` estimates;
     ``score_err_exact`` and ``path_kl_bound_exact``: the score error and the path bound in
     closed form, the exact values that ``score_err`` and ``path_kl_bound`` estimate."""
-    p = member.pair.target.params
-    true_score = LinearScore(p["B"] @ p["W"], p["b"], p["Sigma"], model.sde)
+    true_score = LinearScore.of_truth(member.pair.target.params, model.sde)
     truth = true_score.at(model.tau0)
     fit = linear_fit(model)
     score = LinearScore(fit.coefficients, fit.bias, fit.covariance, model.sde)

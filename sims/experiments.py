@@ -254,7 +254,7 @@ EXPERIMENTS = (
             "d_h": (1,),
             "n_target": (250, 1000, 4000),
         },
-        # 50 seeds let the likelihood check detect kl_ode off by a quarter (200 points each)
+        # 50 seeds let the likelihood check detect kl_ode off by half (200 points each)
         seeds={"smoke": 2, "quick": 50, "paper": 50},
         smoke={"n_target": (200,)},
         paper={"n_target": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000)},

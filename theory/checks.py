@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from sims.metrics import Estimate, pinsker_holds
-from theory.fitting import fit_crossover
+from theory.fitting import fit_crossover, inverse_n_fit
 from theory.intervals import MIN_SEEDS, MUST_HOLD_LEVEL, Interval, mean_interval, seed_table
 from theory.parametric import crossover_n_source_at, expected_kl
 
@@ -118,13 +118,12 @@ def calibration(name: str, rows: pd.DataFrame, k: int, y: str = "kl_exact") -> C
     complete = values[~np.isnan(values).any(1)] * 2 * n / k
     if len(n) < 2:
         return Check(name, MUST_HOLD, math.nan, limit, NOT_ASSESSABLE, "1 sample size: needs 2")
-    design = np.stack([np.ones_like(n), 1 / n], 1)
-    intercepts, slopes = np.linalg.lstsq(design, complete.T, rcond=None)[0]
+    intercepts, terms = inverse_n_fit(n, complete)
     fit = mean_interval(intercepts, MUST_HOLD_LEVEL)
     if fit.seeds < MIN_SEEDS:
         return _too_few(name, limit, fit.value, fit.seeds, "seeds with every size")
     detail = (
-        f"a = {_interval_text(fit)} over {_seeds(fit.seeds)}, c = {np.mean(slopes):.3g}; "
+        f"a = {_interval_text(fit)} over {_seeds(fit.seeds)}, c = {np.mean(terms):.3g}; "
         f"n = {n.min():.0f} to {n.max():.0f}"
     )
     return Check(name, MUST_HOLD, fit.value, limit, _verdict(fit.covers(1.0)), detail)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from theory.checks import CLAIM, FAIL, NOT_ASSESSABLE, PASS, Check
 from theory.intervals import mean_interval
-from theory.rows import TRUTH
+from theory.rows import TRUTH, experiments_of
 
 CLAIM_SEEDS = 3  # a t interval with 2 degrees of freedom over seeds pooled across cells
 LEVEL = 0.95
@@ -37,10 +37,7 @@ def relative_change(changed: pd.DataFrame, reference: pd.DataFrame, keys: list[s
 def claim(name: str, change: pd.Series, expect: str, what: str, *used: pd.DataFrame) -> Check:
     """The claim that the per-seed ``change`` is below 0 (``expect`` "lower") or above it
     ("higher"); ``what`` says what the change is, ``used`` are the rows it comes from."""
-    experiments = ",".join(
-        sorted({n for rows in used for e in rows.experiments for n in e.split(",")})
-    )
-    return replace(_claim(name, change, expect, what), experiments=experiments)
+    return replace(_claim(name, change, expect, what), experiments=experiments_of(*used))
 
 
 def _claim(name: str, change: pd.Series, expect: str, what: str) -> Check:

@@ -63,6 +63,14 @@ def fit_slope(
     return seed_interval(values, slope, level, n_bootstrap, seed)
 
 
+def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares a + c/n through each row of ``values`` (rows, sizes) at the sizes ``n``:
+    the intercepts a (rows,) and the finite-n terms c (rows,)."""
+    design = np.stack([np.ones_like(n), 1 / n], 1)
+    intercepts, terms = np.linalg.lstsq(design, np.atleast_2d(values).T, rcond=None)[0]
+    return intercepts, terms
+
+
 def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
     """C of the curve C n^-exponent closest to ``error`` in log scale (exponent predicted,
     C fitted): exp(mean(log error + exponent log n)); NaN where an error is not positive."""

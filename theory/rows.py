@@ -49,6 +49,13 @@ def trained_models(frame: pd.DataFrame) -> pd.DataFrame:
     return ok.drop_duplicates(identity).reset_index(drop=True)
 
 
+def experiments_of(*frames: pd.DataFrame) -> str:
+    """The experiments whose rows ``frames`` hold (rows of ``trained_models``), sorted and
+    comma-separated, as a check records them."""
+    names = {name for rows in frames for joined in rows.experiments for name in joined.split(",")}
+    return ",".join(sorted(names))
+
+
 def truth_knobs(rows: pd.DataFrame) -> dict:
     """The family knobs of rows that share one truth (unset columns take the defaults)."""
     first = rows.iloc[0]

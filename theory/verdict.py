@@ -45,7 +45,7 @@ from theory.power import (
     shifted,
 )
 from theory.rates import Setting, predict
-from theory.rows import TRUTH, trained_models, truth_knobs
+from theory.rows import TRUTH, experiments_of, trained_models, truth_knobs
 
 ANCHOR_ERROR = "kl_exact"  # the linear-Gaussian model's KL in closed form
 REQUIRED = ("experiment", "model", "method", "family", "n_target", "seed", "kl", "status")
@@ -227,17 +227,12 @@ def must_hold_trials(frame: pd.DataFrame) -> list[Trial]:
     ]
 
 
-def _experiments(rows: dict[str, pd.DataFrame]) -> str:
-    names = {n for r in rows.values() for e in r.experiments for n in e.split(",")}
-    return ",".join(sorted(names))
-
-
 def _judged(trial: Trial, with_power: bool) -> checks.Check:
     found = trial.check()
     detected = (
         "; ".join(power(trial)) if with_power and found.verdict != checks.NOT_ASSESSABLE else ""
     )
-    return replace(found, experiments=_experiments(trial.rows), power=detected)
+    return replace(found, experiments=experiments_of(*trial.rows.values()), power=detected)
 
 
 def _slope_row(
@@ -245,7 +240,7 @@ def _slope_row(
 ) -> dict:
     first = rows.iloc[0]
     return {
-        "experiments": _experiments({"rows": rows}),
+        "experiments": experiments_of(rows),
         "family": first.family,
         "model": first.model,
         "method": first.method,

@@ -46,6 +46,12 @@ class LinearScore:
     covariance: Tensor
     sde: VPSDE
 
+    @classmethod
+    def of_truth(cls, params: dict[str, Tensor], sde: VPSDE) -> LinearScore:
+        """The exact score of a ``linear_gaussian`` task from its ``params`` (W, B, b, Sigma)."""
+        p = {name: value.cpu() for name, value in params.items()}
+        return cls(p["B"] @ p["W"], p["b"], p["Sigma"], sde)
+
     def precision(self, tau: float) -> Tensor:
         """P_tau = (alpha^2 S + sigma^2 I)^-1, (d_x, d_x)."""
         alpha, sigma = self.sde.alpha(tau), self.sde.sigma(tau)

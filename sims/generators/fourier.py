@@ -118,7 +118,7 @@ class FourierSeries:
         )
 
     def combine(self, other: FourierSeries, weight: float, other_weight: float) -> FourierSeries:
-        """weight * self + other_weight * other, itself a ridge series with the terms of both."""
+        """weight * self + other_weight * other, itself a Fourier series with the terms of both."""
         return FourierSeries(
             torch.cat([self.frequencies, other.frequencies]),
             torch.cat([self.phases, other.phases]),

@@ -37,12 +37,18 @@ def lower_cholesky(raw: Tensor) -> Tensor:
     return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1).exp())
 
 
+def coefficients_of(model: nn.Module) -> Tensor:
+    """C = B W (d_x, d_z) of a model with ``add_linear_gaussian_parameters``: its linear
+    embedding applied to the identity, then its head."""
+    eye = torch.eye(model.d_z, dtype=model.bias.dtype, device=model.bias.device)
+    return model.weight @ model.embedding(eye).T
+
+
 @torch.no_grad()
 def linear_fit(model: nn.Module) -> LinearGaussianFit:
     """The law (C = B W, b, L L^T) held by a model with ``add_linear_gaussian_parameters``."""
-    eye = torch.eye(model.d_z, dtype=torch.float64, device=model.bias.device)
     factor = lower_cholesky(model.cholesky_raw)
-    return LinearGaussianFit(model.weight @ model.embedding(eye).T, model.bias, factor @ factor.T)
+    return LinearGaussianFit(coefficients_of(model), model.bias, factor @ factor.T)
 
 
 class LinearGaussianModel(DensityModel):
@@ -74,8 +80,7 @@ class LinearGaussianModel(DensityModel):
         xw, zw = x * share, z * share
         m_xx, m_xz, m_zz = xw.T @ x, xw.T @ z, zw.T @ z
         m_x, m_z = xw.sum(0), zw.sum(0)
-        eye = torch.eye(self.d_z, dtype=x.dtype, device=x.device)
-        coefficients = self.weight @ self.embedding(eye).T  # C (d_x, d_z)
+        coefficients = coefficients_of(self)
         mean_z = coefficients @ m_z  # E[C z]
         cross = coefficients @ m_xz.T + self.bias[:, None] * m_x  # E[m x^T]
         mean_second = (

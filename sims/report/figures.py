@@ -16,7 +16,7 @@ import pandas as pd
 from sims.experiments import Experiment
 from sims.generators import make_task_pair
 from sims.report.tables import summarise
-from theory.fitting import fitted_constant
+from theory.fitting import fitted_constant, inverse_n_fit
 from theory.parametric import k_oracle, k_scratch, kappa
 from theory.rows import truth_knobs
 
@@ -163,8 +163,7 @@ def calibration(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figu
         _errorbars(axes, table, "n_target", COLOURS[method], f"{method} (k = {k[method]})")
         if len(table) >= 2:
             n = table.n_target.to_numpy(float)
-            design = np.stack([np.ones_like(n), 1 / n], 1)
-            a, c = np.linalg.lstsq(design, table["mean"].to_numpy(float), rcond=None)[0]
+            (a,), (c,) = inverse_n_fit(n, table["mean"].to_numpy(float))
             grid = np.geomspace(n.min(), n.max(), 50)
             axes.plot(grid, a + c / grid, "--", color=COLOURS[method], alpha=0.6,
                       label=f"{method}: {a:.3f} + {c:.3g}/n")  # fmt: skip

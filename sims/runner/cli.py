@@ -21,7 +21,7 @@ from sims.runner.cells import expand, grid_keys, parse_override
 from sims.runner.run import Backend, Plan, assemble, execute
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, local_device
-from theory import checks as theory_checks
+from theory.checks import MUST_HOLD
 
 EXAMPLES = """\
 examples:
@@ -207,12 +207,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     verdict = write_outputs(frame, plan, args.out)
     print(f"wrote {args.out / 'results'} and {args.out / 'figures'}")
     if args.check:
-        table = theory_checks.table(verdict.checks)
-        print(
-            table[table.kind == theory_checks.MUST_HOLD][["name", "figure", "verdict"]].to_string(
-                index=False
-            )
-        )
+        must_hold = verdict.of_kind(MUST_HOLD)
+        print(must_hold[["name", "figure", "verdict"]].to_string(index=False))
         print(verdict.summary, file=sys.stderr if verdict.failures else sys.stdout)
         return 1 if verdict.failures else 0
     return 0
