@@ -169,7 +169,7 @@ def transfer_source_term(
     cells = pairs[["n_target", "n_source"]].drop_duplicates()
     detail = (
         f"kappa estimated {_interval_text(fit)} against {kappa:.4g}, over {_seeds(fit.seeds)} "
-        f"and {len(cells)} cells with n_s >= {cells.n_source.min()}"
+        f"and {len(cells)} cells with n_s >= {cells.n_source.min():g}"
     )
     return Check(name, MUST_HOLD, fit.value / kappa, limit, _verdict(fit.covers(kappa)), detail)
 
