@@ -189,22 +189,22 @@ def _score_model_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     rows = _likelihood_rows(group, sizes.n_ode)
     errors = score_errors(group.models.score, group.truths, group.seeds, tau0, sizes.n_score)
     distances = _sample_distances(group, sizes)
-    for row, truth, seed, error, distance in zip(
-        rows, group.truths, group.seeds, errors, distances, strict=True
-    ):
+    priors = {id(truth): _prior_kl(truth) for truth in group.truths}
+    for row, truth, error, distance in zip(rows, group.truths, errors, distances, strict=True):
         row["kl_ode"] = row["kl"]
         _columns(row, "score_err", error)
-        _columns(row, "path_kl_bound", bound_from(_prior_kl(truth, seed), error))
+        _columns(row, "path_kl_bound", bound_from(priors[id(truth)], error))
         row |= distance
     return rows
 
 
-def _prior_kl(truth: Task, seed: int) -> Estimate:
-    """KL(p_1 || N(0, I)) of ``truth``: in closed form for a linear-Gaussian truth (standard
-    error 0), else by Monte Carlo."""
+def _prior_kl(truth: Task) -> Estimate:
+    """KL(p_1 || N(0, I)) of ``truth``, a property of the truth alone (one estimate for the
+    members that share it): in closed form for a linear-Gaussian truth (standard error 0),
+    else by Monte Carlo."""
     if truth.params.keys() >= {"W", "B", "b", "Sigma"}:
         return Estimate(prior_kl_exact(LinearScore.of_truth(truth.params, truth.sde)), 0.0)
-    return prior_kl(truth, seed=seed)
+    return prior_kl(truth)
 
 
 def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:

@@ -5,8 +5,8 @@ product) and each cell into seeds. A grid may be a tuple of sub-grids when not e
 combination makes sense (no score architecture for ``shared_latent``). Keys are the row
 columns ``model, method, family, n_source, n_target`` and any family knob (``d_x, d_z, d_h,
 similarity, beta, signal_source, ...``, see ``sims.generators.family_knobs``); ``truth_seed``
-fixes the random structure of the truth. The ``quick`` grid is declared in full; ``smoke``
-and ``paper`` replace some of its keys. A new experiment is one more ``Experiment`` in
+fixes the random structure of the truth. The ``quick`` grid is declared in full; the other
+profiles replace some of its keys. A new experiment is one more ``Experiment`` in
 ``EXPERIMENTS``: the runner, the tables and the report pick it up.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sims.engine import MinibatchConfig
 from sims.evaluation import EvaluationSizes
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "reference", "paper")
 Grid = dict[str, tuple]
 
 
@@ -41,12 +41,19 @@ PROFILE_SETTINGS = {
         MinibatchConfig(max_steps=60, held_out_noise_draws=2),
         EvaluationSizes(1000, 16, 200, 50, 200),
     ),
-    # quick: fewer steps, and a held-out check every 20 steps (patience 25 checks, the same
-    # 500 steps as the default) with 2 noise draws, so that checking costs little
+    # quick: fewer steps, and a held-out check every 20 steps (a member stops after 15
+    # checks, 300 steps, without improvement) with 2 noise draws, so that checking costs little
     "quick": Profile(
         "quick",
-        MinibatchConfig(max_steps=1000, eval_every=20, patience=25, held_out_noise_draws=2),
+        MinibatchConfig(max_steps=1000, eval_every=20, patience=15, held_out_noise_draws=2),
         EvaluationSizes(10_000, 200, 500, 200, 1000),
+    ),
+    # reference: the rate experiments on 2 CPU cores; up to 3000 steps, so that members with
+    # many samples converge, and a member stops after 500 steps without improvement
+    "reference": Profile(
+        "reference",
+        MinibatchConfig(max_steps=3000, eval_every=20, patience=25, held_out_noise_draws=4),
+        EvaluationSizes(20_000, 500, 500, 200, 1000),
     ),
     # paper: KL over 10^5 truth samples per density model
     "paper": Profile("paper", MinibatchConfig(), EvaluationSizes(100_000, 1000, 2000, 1000, 4000)),
@@ -62,9 +69,10 @@ class Experiment:
         description: one line, shown by ``--list`` and in the report.
         figure: the kind of figure it feeds (see ``sims.report.figures``).
         x: the grid key on the figure's horizontal axis.
-        grid: the quick profile's grid, or a tuple of sub-grids.
-        seeds: replicates per profile.
-        smoke, paper: keys replaced in every sub-grid that has them, per profile.
+        grid: the grid (the quick profile's, where the experiment runs in it), or a tuple
+            of sub-grids.
+        seeds: replicates per profile; the experiment runs in the profiles named here.
+        sizes: per profile, keys replaced in every sub-grid that has them.
     """
 
     name: str
@@ -73,13 +81,21 @@ class Experiment:
     x: str
     grid: Grid | tuple[Grid, ...]
     seeds: dict[str, int]
-    smoke: Grid = field(default_factory=dict)
-    paper: Grid = field(default_factory=dict)
+    sizes: dict[str, Grid] = field(default_factory=dict)
 
     def grids(self, profile: str) -> list[Grid]:
-        """The sub-grids of ``profile``."""
+        """The sub-grids of ``profile``.
+
+        Raises:
+            ValueError: the experiment does not run in ``profile``.
+        """
+        if profile not in self.seeds:
+            raise ValueError(
+                f"experiment {self.name!r} does not run in profile {profile!r}: "
+                f"expected one of {list(self.seeds)}"
+            )
         grids = [self.grid] if isinstance(self.grid, dict) else list(self.grid)
-        replaced = {"smoke": self.smoke, "quick": {}, "paper": self.paper}[profile]
+        replaced = self.sizes.get(profile, {})
         return [g | {k: v for k, v in replaced.items() if k in g} for g in grids]
 
 
@@ -94,6 +110,11 @@ ANCHOR = {
 SMOOTH = {"d_x": (2,), "d_z": (8,), "d_h": (2,)}
 PAPER_TARGETS = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
 SMOKE_SIZES = {"n_target": (60, 120), "n_source": (400,)}
+# two decades and more of n_t in factor-2 steps, and three levels of n_s for the two-term fit
+REFERENCE_TARGETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
+REFERENCE_SOURCES = (2000, 8000, 32000)
+FLOOR_SIZE = 51_200  # 8 times the reference's largest n_t, above its largest n_s
+FLOOR_EXPERIMENT = "floor"  # its rows are the floors of the verdict's rate fits
 
 EXPERIMENTS = (
     Experiment(
@@ -109,9 +130,11 @@ EXPERIMENTS = (
             "n_target": (250, 500, 1000, 2000, 4000),
         },
         # closed-form fits are cheap: 200 seeds let the check detect KL off by 6 %
-        seeds={"smoke": 2, "quick": 200, "paper": 400},
-        smoke={"n_target": (200, 400)},
-        paper={"n_target": (125, 250, 500, 1000, 2000, 4000, 8000, 16000)},
+        seeds={"smoke": 2, "quick": 200, "reference": 200, "paper": 400},
+        sizes={
+            "smoke": {"n_target": (200, 400)},
+            "paper": {"n_target": (125, 250, 500, 1000, 2000, 4000, 8000, 16000)},
+        },
     ),
     Experiment(
         name="crossover",
@@ -127,30 +150,62 @@ EXPERIMENTS = (
             "n_target": (250, 500, 1000),
             "n_source": (250, 500, 1000, 2000, 4000, 8000, 16000),
         },
-        seeds={"smoke": 2, "quick": 20, "paper": 100},
-        smoke={"n_target": (200,), "n_source": (400, 1600)},
-        paper={
-            "n_target": (250, 500, 1000, 2000),
-            "n_source": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000),
+        seeds={"smoke": 2, "quick": 20, "reference": 20, "paper": 100},
+        sizes={
+            "smoke": {"n_target": (200,), "n_source": (400, 1600)},
+            "paper": {
+                "n_target": (250, 500, 1000, 2000),
+                "n_source": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000),
+            },
         },
     ),
     Experiment(
         name="target_scaling",
-        description="Error against n_t for every method, flows and diffusion, on "
-        "gaussian_smooth and mixture, beside the candidate slopes.",
+        description="Error against n_t for scratch, transfer, fine-tuning and the oracle, "
+        "flows and diffusion, on gaussian_smooth and mixture, beside the candidate slopes.",
         figure="rates",
         x="n_target",
         grid=SMOOTH
         | {
             "model": ("flow", "diffusion"),
             "family": ("gaussian_smooth", "mixture"),
-            "method": ("scratch", "transfer", "finetune", "oracle", "pooled"),
+            "method": ("scratch", "transfer", "finetune", "oracle"),
             "n_target": (100, 300, 1000),
             "n_source": (10_000,),
         },
-        seeds={"smoke": 2, "quick": 3, "paper": 10},
-        smoke=SMOKE_SIZES,
-        paper={"n_target": PAPER_TARGETS, "n_source": (50_000,)},
+        seeds={"smoke": 2, "quick": 3, "reference": 10, "paper": 10},
+        sizes={
+            "smoke": SMOKE_SIZES,
+            "reference": {
+                "family": ("gaussian_smooth",),
+                "method": ("scratch", "transfer", "oracle"),
+                "n_target": REFERENCE_TARGETS,
+                "n_source": REFERENCE_SOURCES,
+            },
+            "paper": {
+                "method": ("scratch", "transfer", "finetune", "oracle", "pooled"),
+                "n_target": PAPER_TARGETS,
+                "n_source": (50_000,),
+            },
+        },
+    ),
+    Experiment(
+        name=FLOOR_EXPERIMENT,
+        description="Each rate's floor: the same training on a sample 8 times the largest "
+        "n_t (and n_s), where the error no longer falls with the sample size and is set by "
+        "approximation and optimisation; the verdict fits each rate's excess over it.",
+        figure="rates",
+        x="n_target",
+        grid=SMOOTH
+        | {
+            "model": ("flow", "diffusion"),
+            "family": ("gaussian_smooth",),
+            "method": ("scratch", "transfer", "oracle"),
+            "n_target": (FLOOR_SIZE,),
+            "n_source": (FLOOR_SIZE,),
+        },
+        seeds={"reference": 5, "paper": 5},
+        sizes={"paper": {"n_target": (2 * FLOOR_SIZE,), "n_source": (2 * FLOOR_SIZE,)}},
     ),
     Experiment(
         name="source_scaling",
@@ -166,9 +221,11 @@ EXPERIMENTS = (
             "n_target": (200,),
             "n_source": (1000, 3000, 10_000, 30_000),
         },
-        seeds={"smoke": 2, "quick": 3, "paper": 10},
-        smoke={"n_target": (60,), "n_source": (200, 400)},
-        paper={"n_source": (500, 1000, 2000, 4000, 8000, 16_000, 32_000, 64_000)},
+        seeds={"smoke": 2, "quick": 3, "reference": 3, "paper": 10},
+        sizes={
+            "smoke": {"n_target": (60,), "n_source": (200, 400)},
+            "paper": {"n_source": (500, 1000, 2000, 4000, 8000, 16_000, 32_000, 64_000)},
+        },
     ),
     Experiment(
         name="dimension",
@@ -186,28 +243,34 @@ EXPERIMENTS = (
             "n_target": (300,),
             "n_source": (10_000,),
         },
-        seeds={"smoke": 2, "quick": 3, "paper": 10},
-        smoke={"d_z": (2, 4), "n_target": (60,), "n_source": (400,)},
-        paper={"d_z": (2, 4, 8, 16, 32, 64), "n_source": (50_000,)},
+        seeds={"smoke": 2, "quick": 3, "reference": 5, "paper": 10},
+        sizes={
+            "smoke": {"d_z": (2, 4), "n_target": (60,), "n_source": (400,)},
+            "reference": {"d_z": (2, 4, 8, 16, 32)},
+            "paper": {"d_z": (2, 4, 8, 16, 32, 64), "n_source": (50_000,)},
+        },
     ),
     Experiment(
         name="similarity",
         description="Error against the similarity knob δ (0: shared embedding, 1: "
-        "unrelated source): transfer stops helping, then hurts (negative transfer).",
+        "unrelated source): transfer, fine-tuning and pooling stop helping, then hurt "
+        "(negative transfer).",
         figure="rates",
         x="similarity",
         grid=SMOOTH
         | {
             "model": ("flow",),
             "family": ("gaussian_smooth",),
-            "method": ("transfer", "finetune", "scratch"),
+            "method": ("transfer", "finetune", "pooled", "scratch"),
             "similarity": (0.0, 0.25, 0.5, 0.75, 1.0),
             "n_target": (300,),
             "n_source": (10_000,),
         },
-        seeds={"smoke": 2, "quick": 3, "paper": 10},
-        smoke={"similarity": (0.0, 1.0), "n_target": (60,), "n_source": (400,)},
-        paper={"similarity": (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)},
+        seeds={"smoke": 2, "quick": 3, "reference": 5, "paper": 10},
+        sizes={
+            "smoke": {"similarity": (0.0, 1.0), "n_target": (60,), "n_source": (400,)},
+            "paper": {"similarity": (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)},
+        },
     ),
     Experiment(
         name="unconditional",
@@ -234,9 +297,11 @@ EXPERIMENTS = (
                 "n_source": (10_000,),
             },
         ),
-        seeds={"smoke": 2, "quick": 3, "paper": 10},
-        smoke=SMOKE_SIZES,
-        paper={"n_target": PAPER_TARGETS, "n_source": (50_000,)},
+        seeds={"smoke": 2, "quick": 3, "reference": 3, "paper": 10},
+        sizes={
+            "smoke": SMOKE_SIZES,
+            "paper": {"n_target": PAPER_TARGETS, "n_source": (50_000,)},
+        },
     ),
     Experiment(
         name="diffusion_bounds",
@@ -255,9 +320,11 @@ EXPERIMENTS = (
             "n_target": (250, 1000, 4000),
         },
         # 50 seeds let the likelihood check detect kl_ode off by half (200 points each)
-        seeds={"smoke": 2, "quick": 50, "paper": 50},
-        smoke={"n_target": (200,)},
-        paper={"n_target": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000)},
+        seeds={"smoke": 2, "quick": 50, "reference": 50, "paper": 50},
+        sizes={
+            "smoke": {"n_target": (200,)},
+            "paper": {"n_target": (250, 500, 1000, 2000, 4000, 8000, 16000, 32000)},
+        },
     ),
     Experiment(
         name="samples",
@@ -274,9 +341,11 @@ EXPERIMENTS = (
             "n_source": (10_000,),
             "keep_samples": (2000,),
         },
-        seeds={"smoke": 1, "quick": 1, "paper": 1},
-        smoke={"n_target": (60,), "n_source": (400,), "keep_samples": (200,)},
-        paper={"n_source": (50_000,)},
+        seeds={"smoke": 1, "quick": 1, "reference": 1, "paper": 1},
+        sizes={
+            "smoke": {"n_target": (60,), "n_source": (400,), "keep_samples": (200,)},
+            "paper": {"n_source": (50_000,)},
+        },
     ),
 )
 

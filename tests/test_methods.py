@@ -124,7 +124,10 @@ def test_every_method_trains_score_models(family, method):
     assert fitted.failure is None and fitted.n_train == 80
     for column in ("kl", "score_err", "path_kl_bound", "kl_ode", "sw2", "mmd"):
         assert math.isfinite(row[column]), column
-    assert row["score_err_se"] > 0 and row["path_kl_bound"] >= 0.5 * row["score_err"]
+    assert row["score_err_se"] > 0
+    # the bound adds the prior KL (>= 0; a Monte Carlo estimate may fall below by its noise)
+    prior = row["path_kl_bound"] - 0.5 * row["score_err"]
+    assert prior > -4 * row["path_kl_bound_se"]
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

@@ -9,8 +9,8 @@ from conftest import SMALL_DIMS
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
 from sims.generators import families, make_task_pair
 from sims.runner import tasks
-from sims.runner.cells import expand, parse_override
-from sims.runner.run import Backend, Plan, assemble, execute
+from sims.runner.cells import Cell, expand, parse_override
+from sims.runner.run import MAX_SIZE_RATIO, Backend, Plan, _units, assemble, execute
 from sims.runner.store import Store
 from sims.runner.tasks import Settings
 
@@ -26,8 +26,12 @@ def test_similarity_changes_only_the_source(family):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_experiment_expands_in_every_profile(profile):
+def test_every_experiment_expands_in_every_profile_it_runs_in(profile):
     for experiment in EXPERIMENTS:
+        if profile not in experiment.seeds:
+            with pytest.raises(ValueError, match="does not run in profile"):
+                expand(experiment, profile, {})
+            continue
         cells = expand(experiment, profile, {})
         assert cells and len(set(cells)) == len(cells)
         for cell in cells:
@@ -40,6 +44,20 @@ def test_source_free_cells_are_shared_across_source_sizes():
     scratch = [c for c in cells if c.method == "scratch"]
     transfer = [c for c in cells if c.method == "transfer"]
     assert len(scratch) == 1 and len(transfer) == 4
+
+
+def test_ensembles_split_where_sample_sizes_differ_too_much():
+    """Members are padded to the largest member's rows: a floor cell (n_t = 51 200) does not
+    train beside cells of n_t = 50, which would pay its held-out checks."""
+    cells = expand(get_experiment("target_scaling"), "reference", {"method": ("scratch",)})
+    floor = expand(get_experiment("floor"), "reference", {"method": ("scratch",)})
+    work = [(c, [0]) for c in cells + floor if c.model == "flow"]
+    units = _units(work, Cell.batch_key, Cell.rows)
+    for unit in units:
+        sizes = [cell.n_target for cell, _ in unit]
+        assert max(sizes) <= MAX_SIZE_RATIO * min(sizes)
+    assert sorted(len(u) for u in units) == [1, 3, 5]  # 50-800, 1600-6400, the floor
+    assert sum(len(u) for u in units) == len(work)
 
 
 def test_overrides_replace_grid_keys():

@@ -10,7 +10,14 @@ import torch
 from sims.generators import make_task_pair
 from theory import checks
 from theory.claims import claim
-from theory.fitting import fit_crossover, fit_plateau, fit_slope, fit_two_term, fitted_constant
+from theory.fitting import (
+    fit_crossover,
+    fit_excess_slope,
+    fit_plateau,
+    fit_slope,
+    fit_two_term,
+    fitted_constant,
+)
 from theory.intervals import Interval, mean_interval, seed_interval
 from theory.parametric import (
     crossover_n_source,
@@ -202,6 +209,46 @@ def test_two_term_fit_is_not_assessable_where_it_cannot_identify_its_exponents()
     # no source term at all: b and q are not pinned down
     flat = two_term_rows(rng, (100, 300, 1000), (100, 1000, 10_000), source_constant=0.0)
     assert fit_two_term(flat, n_bootstrap=20).reason != ""
+
+
+def floor_rows(rng, level, seeds=5, n=51_200, noise=0.1):
+    return pd.DataFrame(
+        [
+            {"n_target": n, "n_source": n, "seed": s, "kl": level * rng.lognormal(0, noise)}
+            for s in range(seeds)
+        ]
+    )
+
+
+def test_excess_over_the_floor_recovers_the_exponent_that_the_raw_slope_misses():
+    rng = np.random.default_rng(5)
+    grid = [50, 100, 200, 400, 800, 1600, 3200, 6400]
+    curve = power_law_rows(rng, 0.6, grid, seeds=10, noise=0.1, constant=2.0)
+    curve["kl"] += 0.004 * rng.lognormal(0, 0.1, len(curve))  # a floor of the training
+    fit = fit_excess_slope(curve, floor_rows(rng, 0.004))
+    assert fit.reason == "" and fit.exponent.covers(0.6)
+    assert fit.exponent.high - fit.exponent.low < 0.2
+    raw = fit_slope(curve, upper_fraction=1.0)
+    assert not raw.covers(-0.6)  # the floor flattens the raw log-log slope
+
+
+def test_a_curve_at_its_floor_is_not_assessable():
+    rng = np.random.default_rng(6)
+    curve = power_law_rows(rng, 0.6, [100, 200, 400, 800], seeds=10, noise=0.1, constant=0.05)
+    curve["kl"] += 0.01
+    fit = fit_excess_slope(curve, floor_rows(rng, 0.01))
+    assert "times the floor" in fit.reason and math.isnan(fit.exponent.value)
+
+
+def test_two_term_fit_over_the_floor():
+    rng = np.random.default_rng(7)
+    frame = two_term_rows(rng, (100, 200, 400, 800, 1600), (300, 1000, 3000, 10_000))
+    frame["kl"] += 0.02
+    fit = fit_two_term(frame, floor=floor_rows(rng, 0.02), n_bootstrap=100)
+    assert fit.reason == ""
+    assert fit.target_exponent.covers(0.8) and fit.source_exponent.covers(0.5)
+    ignored = fit_two_term(frame, n_bootstrap=100)  # the floor taken for a source term
+    assert not (ignored.target_exponent.covers(0.8) and ignored.source_exponent.covers(0.5))
 
 
 def test_plateau_fit_recovers_the_exponent_and_needs_four_levels():

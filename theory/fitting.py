@@ -20,6 +20,10 @@ from theory.intervals import Interval, seed_interval, seed_table
 
 ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
 UNDEFINED = Interval(math.nan, math.nan, math.nan)
+# a level enters a fit of the excess over the floor where its mean error is at least this
+# many times the floor's: closer, the excess is mostly the floor's own noise
+FLOOR_FACTOR = 2.0
+FLOOR_LEVELS = 3  # levels above the floor that a fit of the excess needs
 
 
 def upper_grid(values, fraction: float) -> list:
@@ -61,6 +65,78 @@ def fit_slope(
         return float(np.log(means) @ centred / (centred @ centred))
 
     return seed_interval(values, slope, level, n_bootstrap, seed)
+
+
+@dataclass(frozen=True)
+class ExcessFit:
+    """error - floor ~ a n^-p over the levels at least ``FLOOR_FACTOR`` times the floor: the
+    exponent p with its interval, the floor's mean, the levels fitted; ``reason`` says why
+    it is not assessable, where it is not."""
+
+    exponent: Interval
+    floor: float
+    levels: list
+    reason: str = ""
+
+
+def _present(keys: list, values: np.ndarray) -> tuple[list, np.ndarray]:
+    """The cells of a seed table that hold rows (a grid need not fill every combination)."""
+    present = ~np.all(np.isnan(values), 0)
+    return [k for k, keep in zip(keys, present, strict=True) if keep], values[:, present]
+
+
+def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: str):
+    """The cells that ``frame`` has rows in, and their seed table with the floor's rows
+    (all given the cell -1) as column 0."""
+    marked = floor.assign(**{c: -1 for c in cells})
+    keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y))
+    return keys[1:], values
+
+
+def _above_floor(means: np.ndarray) -> np.ndarray:
+    """Which cells (columns 1...) are at least ``FLOOR_FACTOR`` times the floor (column 0)."""
+    return means[1:] >= FLOOR_FACTOR * means[0]
+
+
+def fit_excess_slope(
+    frame: pd.DataFrame,
+    floor: pd.DataFrame,
+    x: str = "n_target",
+    y: str = "kl",
+    level: float = 0.95,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> ExcessFit:
+    """Least-squares slope of log(mean y - mean floor) on log x, over every level of x whose
+    mean is at least ``FLOOR_FACTOR`` times the floor's, with its interval over seeds (the
+    floor's seeds resampled with the curve's).
+
+    Args:
+        frame: one row per (x, seed).
+        floor: rows of the same model trained on a sample far larger than any x.
+    """
+    keys, values = _with_floor(frame, floor, [x], y)
+    means = np.nanmean(values, 0)
+    if not means[0] > 0:
+        return ExcessFit(UNDEFINED, means[0], [], "the floor's mean error is not positive")
+    above = _above_floor(means)
+    levels = [k[0] for k, keep in zip(keys, above, strict=True) if keep]
+    if len(levels) < FLOOR_LEVELS:
+        reason = (
+            f"{len(levels)} levels of {x} at least {FLOOR_FACTOR:g} times the floor "
+            f"({means[0]:.3g}): the error is set by the training, not by {x}"
+        )
+        return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
+    log_x = np.log(np.asarray(levels, float))
+    centred = log_x - log_x.mean()
+
+    def slope(sample_means: np.ndarray) -> float:
+        excess = sample_means[1:][above] - sample_means[0]
+        if np.any(~(excess > 0)):
+            return math.nan
+        return float(-(np.log(excess) @ centred) / (centred @ centred))
+
+    return ExcessFit(seed_interval(values, slope, level, n_bootstrap, seed), means[0], levels)
 
 
 def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,36 +238,61 @@ def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray):
     return least_squares(residuals, start, bounds=([-50, 0, -50, 0], [50, 5, 50, 5]))
 
 
+def _few_levels(n_t: np.ndarray, n_s: np.ndarray) -> str:
+    """Why cells at sizes (n_t, n_s) cannot identify a two-term fit ("" where they can)."""
+    levels = {"n_target": len(set(n_t)), "n_source": len(set(n_s))}
+    few = [f"{count} levels of {name}" for name, count in levels.items() if count < 3]
+    return f"{' and '.join(few)}: the fit needs 3 of each" if few else ""
+
+
 def fit_two_term(
     frame: pd.DataFrame,
     y: str = "kl",
+    floor: pd.DataFrame | None = None,
     level: float = 0.95,
     n_bootstrap: int = 200,
     seed: int = 0,
 ) -> TwoTermFit:
     """Fit a n_t^-p + b n_s^-q to the mean of ``y`` over seeds in each (n_target, n_source)
     cell, with intervals over seeds; not assessable with fewer than 3 levels of n_t or of
-    n_s, or where the fit does not identify its exponents."""
-    levels = {name: frame[name].nunique() for name in ("n_target", "n_source")}
-    few = [f"{count} levels of {name}" for name, count in levels.items() if count < 3]
-    if few:
-        return TwoTermFit(UNDEFINED, UNDEFINED, f"{' and '.join(few)}: the fit needs 3 of each")
-    keys, values = seed_table(frame, ["n_target", "n_source"], y)
+    n_s, or where the fit does not identify its exponents.
+
+    With ``floor`` (rows trained on far larger n_t and n_s), the fit is to the excess over
+    the floor's mean, on the cells at least ``FLOOR_FACTOR`` times the floor.
+    """
+    cells = ["n_target", "n_source"]
+    if floor is None:
+        keys, values = _present(*seed_table(frame, cells, y))
+        values = np.concatenate([np.zeros((len(values), 1)), values], 1)  # a zero floor
+    else:
+        keys, values = _with_floor(frame, floor, cells, y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
-    keep = ~np.all(np.isnan(values), 0)
-    n_t, n_s, values = n_t[keep], n_s[keep], values[:, keep]
     means = np.nanmean(values, 0)
-    if np.any(~(means > 0)):
+    keep = np.ones(len(keys), bool) if floor is None else _above_floor(means)
+    if floor is not None and not means[0] > 0:
+        return TwoTermFit(UNDEFINED, UNDEFINED, "the floor's mean error is not positive")
+    reason = _few_levels(n_t[keep], n_s[keep])
+    if floor is not None and reason:
+        reason += f" at least {FLOOR_FACTOR:g} times the floor ({means[0]:.3g})"
+    if reason:
+        return TwoTermFit(UNDEFINED, UNDEFINED, reason)
+    n_t, n_s = n_t[keep], n_s[keep]
+
+    def excess(sample_means: np.ndarray) -> np.ndarray:
+        return sample_means[1:][keep] - sample_means[0]
+
+    if np.any(~(excess(means) > 0)):
         return TwoTermFit(UNDEFINED, UNDEFINED, "a mean error is not positive")
-    reason = _identified(_two_term(n_t, n_s, means), 4)
+    reason = _identified(_two_term(n_t, n_s, excess(means)), 4)
     if reason:
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
 
     def exponents(index: int):
         def statistic(sample_means: np.ndarray) -> float:
-            if np.any(~(sample_means > 0)):
+            above = excess(sample_means)
+            if np.any(~(above > 0)):
                 return math.nan
-            return float(_two_term(n_t, n_s, sample_means).x[index])
+            return float(_two_term(n_t, n_s, above).x[index])
 
         return seed_interval(values, statistic, level, n_bootstrap, seed)
 

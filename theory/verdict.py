@@ -10,7 +10,10 @@ or ``--set`` produced them; rows no check applies to are not judged:
 - the oracle and scratch at one n_t on one truth, any model: oracle <= scratch;
 - the linear score model: the path bound against the sampler's exact KL and against its own
   closed form, and the likelihood ODE's KL against the ODE's exact KL;
-- methods with a candidate rate, over every grid of sample sizes: fitted exponents.
+- methods with a candidate rate, over every grid of sample sizes: fitted exponents; for
+  trained networks, of the excess over the floor (rows of the ``floor`` experiment: the same
+  training on a far larger sample), and not assessable where no floor was measured or the
+  error is within ``FLOOR_FACTOR`` of it.
 
 Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``results.csv``
 (this suite's, or rows of a user's own models in the same columns) without training.
@@ -19,6 +22,7 @@ Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``re
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,11 +30,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from sims.experiments import FLOOR_EXPERIMENT
 from sims.generators import make_task_pair
 from sims.tabular import write_table
 from theory import checks
 from theory.claims import judge_claims
-from theory.fitting import fit_plateau, fit_slope, fit_two_term
+from theory.fitting import fit_excess_slope, fit_plateau, fit_slope, fit_two_term, upper_grid
 from theory.intervals import Interval
 from theory.parametric import k_oracle, k_scratch, k_subspace, kappa
 from theory.power import (
@@ -48,6 +53,11 @@ from theory.rates import Setting, predict
 from theory.rows import TRUTH, experiments_of, trained_models, truth_knobs
 
 ANCHOR_ERROR = "kl_exact"  # the linear-Gaussian model's KL in closed form
+UPPER_FRACTION = 0.5  # a slope without a floor is fitted over the upper half of its grid
+EXACT_FITS = ("linear_gaussian", "linear_score")  # fitted to convergence: no training floor
+NO_FLOOR = (
+    "no floor measured (the reference profile measures them): the exponent may be the training's"
+)
 REQUIRED = ("experiment", "model", "method", "family", "n_target", "seed", "kl", "status")
 
 
@@ -236,9 +246,18 @@ def _judged(trial: Trial, with_power: bool) -> checks.Check:
 
 
 def _slope_row(
-    rows: pd.DataFrame, over: str, y: str, fit: Interval, candidate: float, reason=""
+    rows: pd.DataFrame,
+    over: str,
+    y: str,
+    fit: Interval,
+    candidate: float,
+    reason: str = "",
+    floor: float = math.nan,
+    sizes: list | None = None,
 ) -> dict:
     first = rows.iloc[0]
+    name = over.split()[0]
+    sizes = sorted(rows[name].unique()) if sizes is None else sizes
     return {
         "experiments": experiments_of(rows),
         "family": first.family,
@@ -251,55 +270,76 @@ def _slope_row(
         "high": fit.high,
         "seeds": fit.seeds,
         "candidate": candidate,
-        "consistent": fit.covers(candidate),
+        "consistent": None if reason else fit.covers(candidate),
+        "floor": floor,
+        "sizes": f"{sizes[0]:g} … {sizes[-1]:g} ({len(sizes)} levels)" if sizes else "",
         "reason": reason,
     }
+
+
+def _is_floor(frame: pd.DataFrame) -> pd.Series:
+    return frame.experiments.str.split(",").apply(lambda names: FLOOR_EXPERIMENT in names)
 
 
 def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
     """Every fitted exponent p (error ~ n^-p) with its candidate: from the log-log slope over
     n_t for source-free methods; for transfer, from a two-term fit where n_t and n_s both
-    vary, else from a fit with its plateau over whichever of them varies."""
+    vary, else from a fit with its plateau over whichever of them varies. A trained network's
+    exponents are those of its excess over its floor."""
+    frame = frame.assign(similarity=frame.similarity.fillna(0.0))
+    floors = frame[_is_floor(frame)]
     found = []
-    for (model, method), rows in frame.groupby(["model", "method"]):
+    for (model, method), rows in frame[~_is_floor(frame)].groupby(["model", "method"]):
         y = ANCHOR_ERROR if model == "linear_gaussian" else "kl"
-        for _, truth in _truths(rows.assign(similarity=rows.similarity.fillna(0.0))):
-            for _, group in truth.groupby("similarity"):
+        for _, truth in _truths(rows):
+            for similarity, group in truth.groupby("similarity"):
                 config = make_task_pair(group.family.iloc[0], **truth_knobs(group)).config
                 rate = predict(group.family.iloc[0], method, Setting(config, model))
-                if rate is not None:
-                    found += _fits(group, y, rate)
+                if rate is None:
+                    continue
+                floor = None
+                if model not in EXACT_FITS:
+                    same = (floors.model == model) & (floors.method == method)
+                    same &= floors.similarity == similarity
+                    floor = floors[same].merge(group[TRUTH].drop_duplicates(), on=TRUTH)
+                found += _fits(group, y, rate, floor)
     return pd.DataFrame(found)
 
 
-def _fits(rows: pd.DataFrame, y: str, rate) -> list[dict]:
-    """The fits of one method on one truth."""
+def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[dict]:
+    """The fits of one method on one truth; ``floor``: its floor's rows (``None`` where the
+    fit has no floor, empty where none was measured)."""
     levels = {c: rows[c].nunique() for c in ("n_target", "n_source")}
+    unmeasured = floor is not None and floor.empty
     if rate.source_exponent is None:
         if levels["n_target"] < 2:
             return []
-        slope = fit_slope(rows, y=y)  # error ~ n^-p: the exponent is minus the slope
+        if floor is not None and not floor.empty:
+            fit = fit_excess_slope(rows, floor, y=y)
+            over = "n_target (excess over floor)"
+            candidate, levels = rate.target_exponent, fit.levels
+            return [
+                _slope_row(rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, levels)
+            ]
+        slope = fit_slope(
+            rows, y=y, upper_fraction=UPPER_FRACTION
+        )  # error ~ n^-p: the exponent is minus the slope
         exponent = Interval(-slope.value, -slope.high, -slope.low, slope.seeds, slope.undefined)
-        return [_slope_row(rows, "n_target", y, exponent, rate.target_exponent)]
+        reason = NO_FLOOR if unmeasured else ""
+        grid = upper_grid(rows.n_target, UPPER_FRACTION)
+        return [_slope_row(rows, "n_target", y, exponent, rate.target_exponent, reason, sizes=grid)]
     if levels["n_target"] >= 2 and levels["n_source"] >= 2:
-        fit = fit_two_term(rows, y=y)
+        measured = floor if floor is not None and not floor.empty else None
+        fit = fit_two_term(rows, y=y, floor=measured)
+        reason = fit.reason or (NO_FLOOR if unmeasured else "")
+        level = math.nan if measured is None else float(measured[y].mean())
+        terms = (
+            ("n_target", fit.target_exponent, rate.target_exponent),
+            ("n_source", fit.source_exponent, rate.source_exponent),
+        )
         return [
-            _slope_row(
-                rows,
-                "n_target (two-term)",
-                y,
-                fit.target_exponent,
-                rate.target_exponent,
-                fit.reason,
-            ),
-            _slope_row(
-                rows,
-                "n_source (two-term)",
-                y,
-                fit.source_exponent,
-                rate.source_exponent,
-                fit.reason,
-            ),
+            _slope_row(rows, f"{over} (two-term)", y, fitted, candidate, reason, level)
+            for over, fitted, candidate in terms
         ]
     found = []
     for over, exponent in (("n_target", rate.target_exponent), ("n_source", rate.source_exponent)):
@@ -319,11 +359,14 @@ def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:
     found += judge_claims(models)
     slopes = fitted_slopes(models)
     found += [
-        checks.slope(
-            f"{r.family} {r.model} {r.method}, exponent over {r.over}",
-            Interval(r.fitted, r.low, r.high, r.seeds),
-            r.candidate,
-            r.reason,
+        replace(
+            checks.slope(
+                f"{r.family} {r.model} {r.method}, exponent over {r.over}, {r.sizes}",
+                Interval(r.fitted, r.low, r.high, r.seeds),
+                r.candidate,
+                r.reason,
+            ),
+            experiments=r.experiments,
         )
         for r in slopes.itertuples()
     ]

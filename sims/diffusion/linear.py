@@ -22,6 +22,7 @@ laws of x given z.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -52,11 +53,21 @@ class LinearScore:
         p = {name: value.cpu() for name, value in params.items()}
         return cls(p["B"] @ p["W"], p["b"], p["Sigma"], sde)
 
-    def precision(self, tau: float) -> Tensor:
-        """P_tau = (alpha^2 S + sigma^2 I)^-1, (d_x, d_x)."""
+    @cached_property
+    def _spectrum(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (d_x,) and eigenvectors (d_x, d_x) of S."""
+        return np.linalg.eigh(self.covariance.detach().cpu().numpy())
+
+    def precision_array(self, tau: float) -> np.ndarray:
+        """P_tau = (alpha^2 S + sigma^2 I)^-1, (d_x, d_x), from one eigendecomposition of S
+        (the exact laws evaluate it thousands of times)."""
+        values, vectors = self._spectrum
         alpha, sigma = self.sde.alpha(tau), self.sde.sigma(tau)
-        eye = torch.eye(len(self.bias), dtype=torch.float64)
-        return torch.linalg.inv(alpha**2 * self.covariance + sigma**2 * eye)
+        return (vectors / (alpha**2 * values + sigma**2)) @ vectors.T
+
+    def precision(self, tau: float) -> Tensor:
+        """P_tau, (d_x, d_x), float64."""
+        return torch.from_numpy(self.precision_array(tau))
 
     def __call__(self, x: Tensor, z: Tensor, tau: float) -> Tensor:
         mean = self.sde.alpha(tau) * (z @ self.coefficients.T + self.bias)
@@ -84,7 +95,7 @@ def _drift(
     reverse SDE (``share`` 1) or the probability-flow ODE (1/2)."""
     sde = score.sde
     beta, alpha = sde.beta(tau), sde.alpha(tau)
-    precision = share * score.precision(tau).numpy()
+    precision = share * score.precision_array(tau)
     d = precision.shape[0]
     return beta * (0.5 * np.eye(d) - precision), beta * alpha * precision, beta
 
@@ -166,8 +177,8 @@ def score_error_exact(
     gap_b = (truth.bias - score.bias).detach().numpy()
 
     def integrand(tau: float) -> float:
-        precision = truth.precision(tau).detach().numpy()
-        fitted = score.precision(tau).detach().numpy()
+        precision = truth.precision_array(tau)
+        fitted = score.precision_array(tau)
         difference = fitted - precision
         spread = np.trace(difference @ np.linalg.solve(precision, difference))
         mean = np.sum((fitted @ gap_b) ** 2) + np.sum((fitted @ gap_c) ** 2)

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-LEGEND_WIDTH = 2.2  # inches to the right of the panels
+LEGEND_WIDTH = 2.9  # inches to the right of the panels
 METHODS = ("scratch", "transfer", "finetune", "oracle", "pooled")
 COLOURS = dict(zip(METHODS, sns.color_palette("colorblind"), strict=False))
 LABELS = {
@@ -72,7 +72,8 @@ def _sample_size_axis(axes, values, x: str) -> None:
 
 def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> plt.Figure:
     """Error (KL) against the experiment's x, one panel per (model, family), one line per
-    method, with each candidate slope drawn dashed through its method's points."""
+    method (per method and n_s where n_s varies too), with each candidate slope drawn dashed
+    through its method's points and each measured floor dash-dotted."""
     x = experiment.x
     panels = sorted(frame.groupby(["model", "family"]).groups)
     width = 4.6 * len(panels) + LEGEND_WIDTH
@@ -87,8 +88,11 @@ def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> 
                     axes, summarise(by_method, ["method"], "kl"), COLOURS[method], method
                 )
                 continue
-            _errorbars(axes, table, x, COLOURS[method], method)
-            _candidate(axes, slopes, experiment.name, model, family, method, table, x)
+            _method_lines(axes, by_method, x, method)
+            fits = _slopes_of(slopes, experiment.name, model, family, method)
+            _candidate(axes, fits, table, x, method)
+            if x in ("n_target", "n_source"):  # a floor belongs to one truth's sizes
+                _floor(axes, fits, method)
         if x == "similarity":
             axes.set_xlabel(LABELS[x])
         else:
@@ -109,20 +113,48 @@ def _shared_legend(figure, axes_row) -> None:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             if label.startswith("candidate"):
                 label = "candidate slope\n(dashed, fitted level)"
+            if label == "floor":
+                label = "floor (dash-dotted)"
             found.setdefault(label, handle)
     figure.legend(found.values(), found.keys(), loc="center right", fontsize="small")
 
 
-def _candidate(axes, slopes, experiment, model, family, method, table, x) -> None:
-    if slopes.empty or x != "n_target":
+def _method_lines(axes, rows: pd.DataFrame, x: str, method: str) -> None:
+    """One method's mean error against x; one line per n_s where n_s varies as well."""
+    sources = sorted(rows.n_source.dropna().unique()) if x != "n_source" else []
+    if len(sources) < 2:
+        _errorbars(axes, summarise(rows, [x], "kl"), x, COLOURS[method], method)
         return
-    match = slopes[
+    for shade, n_source in zip(np.linspace(0.35, 1.0, len(sources)), sources, strict=True):
+        table = summarise(rows[rows.n_source == n_source], [x], "kl")
+        label = f"{method}, $n_s$ = {n_source:g}"
+        _errorbars(axes, table, x, COLOURS[method], label, alpha=shade, markersize=4)
+
+
+def _slopes_of(slopes: pd.DataFrame, experiment, model, family, method) -> pd.DataFrame:
+    """The fitted exponents of one method in one panel of ``experiment``."""
+    if slopes.empty:
+        return slopes
+    return slopes[
         slopes.experiments.str.split(",").apply(lambda names: experiment in names)
-        & (slopes.over == "n_target")
         & (slopes.model == model)
         & (slopes.family == family)
         & (slopes.method == method)
     ]
+
+
+def _floor(axes, fits: pd.DataFrame, method: str) -> None:
+    """The method's measured floor (the error of the same training on a far larger sample)."""
+    if "floor" not in fits or fits.floor.isna().all():
+        return
+    level = float(fits.floor.dropna().iloc[0])
+    axes.axhline(level, color=COLOURS[method], linestyle="-.", alpha=0.7, label="floor")
+
+
+def _candidate(axes, fits: pd.DataFrame, table, x, method) -> None:
+    # a two-term fit has no single line in n_t: its level depends on n_s
+    over_target = fits.over.str.startswith("n_target") & ~fits.over.str.contains("two-term")
+    match = fits[over_target] if x == "n_target" else fits.iloc[:0]
     if match.empty:
         return
     slope = -float(match.candidate.iloc[0])  # the candidate exponent p: error ~ n^-p

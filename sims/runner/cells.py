@@ -64,6 +64,10 @@ class Cell:
         """A short stable hash of the cell."""
         return digest(asdict(self))
 
+    def rows(self) -> int:
+        """The samples its method trains on: n_t, and n_s too where it pools them."""
+        return self.n_target + (self.n_source if self.method == "pooled" else 0)
+
     def pretraining_key(self) -> tuple:
         """What the pre-trained source model depends on."""
         return (self.model, self.family, self.knobs, self.n_source)
@@ -73,14 +77,8 @@ class Cell:
 
     def batch_key(self) -> tuple:
         """Cells with one key share an architecture and a method: one ensemble trains them
-        all (they differ in sample sizes, similarity and seeds)."""
-        return (
-            self.model,
-            self.method,
-            self.family,
-            self._knobs_but(*SOURCE_KNOBS),
-            self.keep_samples,
-        )
+        all (they differ in sample sizes, similarity, kept samples and seeds)."""
+        return (self.model, self.method, self.family, self._knobs_but(*SOURCE_KNOBS))
 
     def pretraining_batch_key(self) -> tuple:
         """Source models with one key are pre-trained as one ensemble."""

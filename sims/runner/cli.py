@@ -70,7 +70,8 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         choices=PROFILES,
         default="quick",
         help="smoke: toy sizes, about a minute; quick (default): every figure on a laptop "
-        "CPU in minutes; paper: the full grids, for a GPU or a cluster",
+        "CPU in minutes; reference: the rate experiments and their floors on 2 CPU cores "
+        "(the committed results in reference/); paper: the full grids, for a GPU or a cluster",
     )
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--only", metavar="A,B", help="run only these experiments")
@@ -120,7 +121,8 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
 
 
 def _plan(args, parser) -> Plan:
-    names = args.only.split(",") if args.only else [e.name for e in EXPERIMENTS]
+    everything = [e.name for e in EXPERIMENTS if args.profile in e.seeds]
+    names = args.only.split(",") if args.only else everything
     try:
         experiments = [get_experiment(name.strip()) for name in names]
         overrides = dict(parse_override(text) for text in args.set)
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for e in EXPERIMENTS:
-            print(f"{e.name:18} {e.description}")
+            profiles = "" if len(e.seeds) == len(PROFILES) else f" [{', '.join(e.seeds)} only]"
+            print(f"{e.name:18} {e.description}{profiles}")
         return 0
     plan = _plan(args, parser)
     backend = _check_backend(args, parser)

@@ -98,12 +98,27 @@ class Summary:
     failed: int = 0
 
 
-def _units(work: list[tuple[Cell, list[int]]], key) -> list[Unit]:
-    """``work`` grouped by ``key(cell)`` into units trained as one ensemble, in order."""
-    units: dict[tuple, Unit] = defaultdict(list)
+# an ensemble pads every member's rows to its largest member's: cells whose sizes differ more
+# than this train in separate ensembles, so that padding costs at most this factor
+MAX_SIZE_RATIO = 16
+
+
+def _units(work: list[tuple[Cell, list[int]]], key, size) -> list[Unit]:
+    """``work`` grouped by ``key(cell)`` into units trained as one ensemble, each split
+    where ``size(cell)`` (its training rows) spans more than ``MAX_SIZE_RATIO``."""
+    groups: dict[tuple, Unit] = defaultdict(list)
     for cell, seeds in work:
-        units[key(cell)].append((cell, seeds))
-    return list(units.values())
+        groups[key(cell)].append((cell, seeds))
+    units = []
+    for group in groups.values():
+        unit: Unit = []
+        for cell, seeds in sorted(group, key=lambda item: size(item[0])):
+            if unit and size(cell) > MAX_SIZE_RATIO * size(unit[0][0]):
+                units.append(unit)
+                unit = []
+            unit.append((cell, seeds))
+        units.append(unit)
+    return units
 
 
 def execute(
@@ -140,13 +155,17 @@ def execute(
     }
     first = [
         (pretrain_task, unit, settings)
-        for unit in _units(list(to_pretrain.values()), Cell.pretraining_batch_key)
+        for unit in _units(
+            list(to_pretrain.values()), Cell.pretraining_batch_key, lambda c: c.n_source
+        )
     ]
     first += [
         (ensemble_task, unit, settings, None)
-        for unit in _units([(c, s) for c, s in missing.items() if not c.pretrained], Cell.batch_key)
+        for unit in _units(
+            [(c, s) for c, s in missing.items() if not c.pretrained], Cell.batch_key, Cell.rows
+        )
     ]
-    later = _units([(c, s) for c, s in missing.items() if c.pretrained], Cell.batch_key)
+    later = _units([(c, s) for c, s in missing.items() if c.pretrained], Cell.batch_key, Cell.rows)
     summary = Summary(tasks=len(first) + len(later))
     bar = tqdm(total=summary.tasks, desc="ensembles", unit="ensemble", disable=not progress)
 
