@@ -10,6 +10,7 @@ interval, instead of returning its starting point with a narrow interval.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,13 @@ def fit_slope(
     """
     grid = upper_grid(frame[x], upper_fraction)
     _, values = seed_table(frame[frame[x].isin(grid)], [x], y)
-    log_x = np.log(np.asarray(grid, float))
+    return seed_interval(values, _log_log_slope(grid), level, n_bootstrap, seed)
+
+
+def _log_log_slope(sizes) -> Callable[[np.ndarray], float]:
+    """The least-squares slope of log means on log ``sizes``, as a function of the means
+    (one per size); NaN where a mean is not positive."""
+    log_x = np.log(np.asarray(sizes, float))
     centred = log_x - log_x.mean()
 
     def slope(means: np.ndarray) -> float:
@@ -64,7 +71,7 @@ def fit_slope(
             return math.nan
         return float(np.log(means) @ centred / (centred @ centred))
 
-    return seed_interval(values, slope, level, n_bootstrap, seed)
+    return slope
 
 
 @dataclass(frozen=True)
@@ -127,16 +134,13 @@ def fit_excess_slope(
             f"({means[0]:.3g}): the error is set by the training, not by {x}"
         )
         return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
-    log_x = np.log(np.asarray(levels, float))
-    centred = log_x - log_x.mean()
+    slope = _log_log_slope(levels)
 
-    def slope(sample_means: np.ndarray) -> float:
-        excess = sample_means[1:][above] - sample_means[0]
-        if np.any(~(excess > 0)):
-            return math.nan
-        return float(-(np.log(excess) @ centred) / (centred @ centred))
+    def exponent(sample_means: np.ndarray) -> float:
+        return -slope(sample_means[1:][above] - sample_means[0])
 
-    return ExcessFit(seed_interval(values, slope, level, n_bootstrap, seed), means[0], levels)
+    interval = seed_interval(values, exponent, level, n_bootstrap, seed)
+    return ExcessFit(interval, float(means[0]), levels)
 
 
 def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,11 @@ def experiments_of(*frames: pd.DataFrame) -> str:
     return ",".join(sorted(names))
 
 
+def in_experiment(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Which rows (of ``trained_models``, or slope rows) hold a model of experiment ``name``."""
+    return frame.experiments.str.split(",").apply(lambda names: name in names)
+
+
 def truth_knobs(rows: pd.DataFrame) -> dict:
     """The family knobs of rows that share one truth (unset columns take the defaults)."""
     first = rows.iloc[0]

@@ -50,7 +50,7 @@ from theory.power import (
     shifted,
 )
 from theory.rates import Setting, predict
-from theory.rows import TRUTH, experiments_of, trained_models, truth_knobs
+from theory.rows import TRUTH, experiments_of, in_experiment, trained_models, truth_knobs
 
 ANCHOR_ERROR = "kl_exact"  # the linear-Gaussian model's KL in closed form
 UPPER_FRACTION = 0.5  # a slope without a floor is fitted over the upper half of its grid
@@ -277,19 +277,16 @@ def _slope_row(
     }
 
 
-def _is_floor(frame: pd.DataFrame) -> pd.Series:
-    return frame.experiments.str.split(",").apply(lambda names: FLOOR_EXPERIMENT in names)
-
-
 def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
     """Every fitted exponent p (error ~ n^-p) with its candidate: from the log-log slope over
     n_t for source-free methods; for transfer, from a two-term fit where n_t and n_s both
     vary, else from a fit with its plateau over whichever of them varies. A trained network's
     exponents are those of its excess over its floor."""
     frame = frame.assign(similarity=frame.similarity.fillna(0.0))
-    floors = frame[_is_floor(frame)]
+    is_floor = in_experiment(frame, FLOOR_EXPERIMENT)
+    floors = frame[is_floor]
     found = []
-    for (model, method), rows in frame[~_is_floor(frame)].groupby(["model", "method"]):
+    for (model, method), rows in frame[~is_floor].groupby(["model", "method"]):
         y = ANCHOR_ERROR if model == "linear_gaussian" else "kl"
         for _, truth in _truths(rows):
             for similarity, group in truth.groupby("similarity"):
@@ -310,35 +307,37 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
     """The fits of one method on one truth; ``floor``: its floor's rows (``None`` where the
     fit has no floor, empty where none was measured)."""
     levels = {c: rows[c].nunique() for c in ("n_target", "n_source")}
-    unmeasured = floor is not None and floor.empty
+    measured = None if floor is None or floor.empty else floor
+    unmeasured = NO_FLOOR if floor is not None and measured is None else ""
     if rate.source_exponent is None:
         if levels["n_target"] < 2:
             return []
-        if floor is not None and not floor.empty:
-            fit = fit_excess_slope(rows, floor, y=y)
-            over = "n_target (excess over floor)"
-            candidate, levels = rate.target_exponent, fit.levels
+        if measured is not None:
+            fit = fit_excess_slope(rows, measured, y=y)
+            over, candidate = "n_target (excess over floor)", rate.target_exponent
             return [
-                _slope_row(rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, levels)
+                _slope_row(
+                    rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, fit.levels
+                )
             ]
-        slope = fit_slope(
-            rows, y=y, upper_fraction=UPPER_FRACTION
-        )  # error ~ n^-p: the exponent is minus the slope
+        # error ~ n^-p: the exponent is minus the slope
+        slope = fit_slope(rows, y=y, upper_fraction=UPPER_FRACTION)
         exponent = Interval(-slope.value, -slope.high, -slope.low, slope.seeds, slope.undefined)
-        reason = NO_FLOOR if unmeasured else ""
         grid = upper_grid(rows.n_target, UPPER_FRACTION)
-        return [_slope_row(rows, "n_target", y, exponent, rate.target_exponent, reason, sizes=grid)]
+        return [
+            _slope_row(rows, "n_target", y, exponent, rate.target_exponent, unmeasured, sizes=grid)
+        ]
     if levels["n_target"] >= 2 and levels["n_source"] >= 2:
-        measured = floor if floor is not None and not floor.empty else None
         fit = fit_two_term(rows, y=y, floor=measured)
-        reason = fit.reason or (NO_FLOOR if unmeasured else "")
         level = math.nan if measured is None else float(measured[y].mean())
         terms = (
             ("n_target", fit.target_exponent, rate.target_exponent),
             ("n_source", fit.source_exponent, rate.source_exponent),
         )
         return [
-            _slope_row(rows, f"{over} (two-term)", y, fitted, candidate, reason, level)
+            _slope_row(
+                rows, f"{over} (two-term)", y, fitted, candidate, fit.reason or unmeasured, level
+            )
             for over, fitted, candidate in terms
         ]
     found = []

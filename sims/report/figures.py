@@ -18,7 +18,7 @@ from sims.generators import make_task_pair
 from sims.report.tables import summarise
 from theory.fitting import fitted_constant, inverse_n_fit
 from theory.parametric import k_oracle, k_scratch, kappa
-from theory.rows import truth_knobs
+from theory.rows import in_experiment, truth_knobs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -136,7 +136,7 @@ def _slopes_of(slopes: pd.DataFrame, experiment, model, family, method) -> pd.Da
     if slopes.empty:
         return slopes
     return slopes[
-        slopes.experiments.str.split(",").apply(lambda names: experiment in names)
+        in_experiment(slopes, experiment)
         & (slopes.model == model)
         & (slopes.family == family)
         & (slopes.method == method)
