@@ -25,7 +25,6 @@ import torch
 from run import peak_rss_mib
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, Profile, get_experiment
-from sims.methods import Fitted
 from sims.runner.cells import Cell, expand
 from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
 
@@ -52,9 +51,9 @@ def largest_units(experiment: str, profile: str) -> list[Unit]:
     return [[(cell, seeds) for cell in cells] for cells in largest.values()]
 
 
-def pretrained_sources(unit: Unit, settings: Settings) -> list[list[Fitted]]:
-    """Each cell's source models, pre-trained once per distinct source (cells that differ
-    only in n_target share theirs), as ``run_all.py`` does."""
+def pretrained_sources(unit: Unit, settings: Settings) -> list[list[dict]]:
+    """Each cell's source models (stored records), pre-trained once per distinct source
+    (cells that differ only in n_target share theirs), as ``run_all.py`` does."""
     distinct = {cell.pretraining_key(): (cell, seeds) for cell, seeds in unit}
     fitted = dict(zip(distinct, pretrain_task(list(distinct.values()), settings), strict=True))
     return [fitted[cell.pretraining_key()] for cell, _ in unit]

@@ -33,7 +33,9 @@ from sims.models.base import TrainedModel
 from sims.models.precision import networks_in, resolve
 from sims.models.stacked import call_each, check_one_architecture, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
+from sims.validation import check_choice
 
+SCHEDULES = ("constant", "cosine")
 HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
@@ -107,6 +109,9 @@ class MinibatchConfig:
         held_out_noise_draws: noise draws per held-out row for losses that use noise
             (denoising score matching), fixed for the whole fit, so that successive
             evaluations compare the same quantity with less noise.
+        schedule: of the step size over the steps: ``constant``, or ``cosine`` (from
+            ``learning_rate`` down to 0 at ``max_steps``), which lets the last steps settle
+            the minibatch noise that a constant step size leaves in the weights.
     """
 
     held_out_fraction: float = 0.2
@@ -116,6 +121,16 @@ class MinibatchConfig:
     eval_every: int = 10
     patience: int = 50
     held_out_noise_draws: int = 8
+    schedule: str = "constant"
+
+    def __post_init__(self):
+        check_choice("schedule", self.schedule, SCHEDULES)
+
+    def step_size(self, step: int) -> float:
+        """The step size of optimiser step ``step`` (counted from 0)."""
+        if self.schedule == "cosine":
+            return self.learning_rate * 0.5 * (1 + math.cos(math.pi * step / self.max_steps))
+        return self.learning_rate
 
 
 @dataclass
@@ -261,9 +276,11 @@ class _Running:
     streams: GeneratorStreams | KeyedStreams
     precision: str
 
-    def train(self, steps: int, batch_size: int) -> None:
-        """``steps`` Adam steps, each member on ``batch_size`` rows drawn with replacement
-        from its own rows and on noise from its own stream."""
+    def train(self, first: int, steps: int, config: MinibatchConfig) -> None:
+        """Adam steps ``first`` to ``first + steps - 1``, each member on
+        ``config.batch_size`` rows drawn with replacement from its own rows and on noise from
+        its own stream, at the step sizes of ``config``'s schedule."""
+        batch_size = config.batch_size
         members, n = self.x.shape[:2]
         features, dtype = self.stack.base.noise_features, self.stack.dtype
         rows, noise = self.streams.block(steps, batch_size, features, dtype)
@@ -278,6 +295,8 @@ class _Running:
         z = None if self.z is None else batches(self.z)
         ones = torch.ones(members, batch_size, dtype=x.dtype, device=x.device)
         for b in range(steps):
+            for group in self.optimiser.param_groups:
+                group["lr"] = config.step_size(first + b)
             self.optimiser.zero_grad(set_to_none=True)
             batch_z = None if z is None else z[b]
             with networks_in(self.precision):
@@ -374,7 +393,7 @@ def fit_minibatch(
     step = 0
     while step < config.max_steps:
         block = min(config.eval_every, config.max_steps - step)
-        running.train(block, config.batch_size)
+        running.train(step, block, config)
         step += block
         loss = running.held_out_losses().cpu()
         index = running.index

@@ -12,6 +12,7 @@ profiles replace some of its keys. A new experiment is one more ``Experiment`` i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sims.engine import MinibatchConfig
@@ -28,11 +29,22 @@ class Profile:
     Attributes:
         training: Adam with early stopping (the same for every method).
         sizes: how many samples each error is estimated from.
+        learning_rates: (model, Adam step size) pairs for the models whose step size is
+            not ``training.learning_rate``.
     """
 
     name: str
     training: MinibatchConfig
     sizes: EvaluationSizes
+    learning_rates: tuple[tuple[str, float], ...] = ()
+
+    def training_of(self, model: str) -> MinibatchConfig:
+        """The training settings of ``model``: ``training``, at the model's own step size
+        where ``learning_rates`` gives one."""
+        rates = dict(self.learning_rates)
+        if model not in rates:
+            return self.training
+        return dataclasses.replace(self.training, learning_rate=rates[model])
 
 
 PROFILE_SETTINGS = {
@@ -48,12 +60,18 @@ PROFILE_SETTINGS = {
         MinibatchConfig(max_steps=1000, eval_every=20, patience=15, held_out_noise_draws=2),
         EvaluationSizes(10_000, 200, 500, 200, 1000),
     ),
-    # reference: the rate experiments on 2 CPU cores; up to 3000 steps, so that members with
-    # many samples converge, and a member stops after 500 steps without improvement
+    # reference: the rate experiments on 2 CPU cores; up to 3000 steps with a step size that
+    # falls to 0 along a cosine, so that members with many samples settle near their floor,
+    # and a member stops after 500 steps without improvement. Flows take a 10-fold larger
+    # step than score networks, whose errors at small n_t grow several-fold with it
+    # (benchmarks/README.md, "Step sizes of the reference profile")
     "reference": Profile(
         "reference",
-        MinibatchConfig(max_steps=3000, eval_every=20, patience=25, held_out_noise_draws=4),
+        MinibatchConfig(
+            max_steps=3000, eval_every=20, patience=25, held_out_noise_draws=4, schedule="cosine"
+        ),
         EvaluationSizes(20_000, 500, 500, 200, 1000),
+        learning_rates=(("flow", 1e-2),),
     ),
     # paper: KL over 10^5 truth samples per density model
     "paper": Profile("paper", MinibatchConfig(), EvaluationSizes(100_000, 1000, 2000, 1000, 4000)),

@@ -157,3 +157,14 @@ def test_memory_benchmark_pretrains_each_source_once(monkeypatch):
     sources = memory.pretrained_sources(both, settings=None)
     assert sorted(trained) == [400, 1600]
     assert sources == [[(cell.n_source, seed) for seed in seeds] for cell, seeds in both]
+
+
+@pytest.mark.end_to_end
+def test_step_size_benchmark_trains_under_the_reference_settings_with_its_replacements():
+    toy = ["--model", "flow", "--method", "scratch", "--n", "60", "--seeds", "1"]
+    (line,) = output_lines("step_sizes.py", *toy, "--set", "max_steps=20")
+    assert line.startswith("flow scratch n=60 lr=0.01 schedule=cosine max_steps=20: KL [")
+    (line,) = output_lines(
+        "step_sizes.py", *toy, "--set", "max_steps=20", "--set", "schedule=constant"
+    )
+    assert "lr=0.01 schedule=constant max_steps=20" in line

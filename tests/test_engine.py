@@ -1,5 +1,7 @@
 """The ensemble engine: isolation of members, best weights, failures, full-batch fits."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -188,3 +190,29 @@ def test_the_linear_gaussian_loss_from_moments_is_the_mean_negative_log_likeliho
         strict=True,
     ):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_cosine_schedule_falls_from_the_step_size_to_zero():
+    config = MinibatchConfig(learning_rate=0.01, max_steps=100, schedule="cosine")
+    sizes = [config.step_size(s) for s in (0, 50, 100)]
+    assert sizes == pytest.approx([0.01, 0.005, 0.0], abs=1e-12)
+    assert MinibatchConfig(learning_rate=0.01).step_size(99) == 0.01
+    with pytest.raises(ValueError, match="schedule"):
+        MinibatchConfig(schedule="linear")
+
+
+def test_the_schedule_sets_every_step_of_members_alone_and_in_an_ensemble():
+    """The first step is the constant schedule's; later ones are smaller, so the weights
+    differ; a member that runs on after others stopped keeps its schedule."""
+    models, train, held_out, seeds = flow_problem(4, [200, 60, 80, 200])
+    cosine = replace(CONFIG, schedule="cosine")
+    one = {"max_steps": 1, "eval_every": 1}
+    first_constant, _ = fit_minibatch(models, train, held_out, seeds, replace(CONFIG, **one))
+    first_cosine, _ = fit_minibatch(models, train, held_out, seeds, replace(cosine, **one))
+    assert max_difference(first_constant[0], first_cosine[0]) < 1e-7
+    constant, _ = fit_minibatch(models, train, held_out, seeds, CONFIG)
+    together, report = fit_minibatch(models, train, held_out, seeds, cosine)
+    assert max_difference(constant[0], together[0]) > 1e-4
+    alone, alone_report = fit_minibatch([models[3]], [train[3]], [held_out[3]], [3], cosine)
+    assert alone_report.best_step[0] == report.best_step[3]
+    assert max_difference(alone[0], together[3]) < 1e-5

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from conftest import SMALL_DIMS
 
+import sims
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
 from sims.generators import families, make_task_pair
+from sims.methods import make_members, pretrain
 from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
+from sims.runner.keys import code_version
 from sims.runner.run import MAX_SIZE_RATIO, Backend, Plan, _units, assemble, execute
 from sims.runner.store import Store
-from sims.runner.tasks import Settings
+from sims.runner.tasks import Settings, restored, stored
 
 
 @pytest.mark.parametrize("family", families())
@@ -77,9 +86,75 @@ def test_a_failed_ensemble_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypat
     plan = Plan({experiment.name: cells}, {experiment.name: [0, 1]})
     store = Store(tmp_path)
     summary = execute(plan, store, Settings(PROFILE_SETTINGS["smoke"]), Backend(), progress=False)
-    frame = assemble(plan, store)
+    frame = assemble(plan, store, Settings(PROFILE_SETTINGS["smoke"]))
     failed = frame[frame.method == "scratch"]
     assert summary.failed == len(failed) == 4
     assert (failed.status == "failed").all() and failed.kl.isna().all()
     assert failed.error.str.contains("loss became nan").all()
     assert (frame[frame.method == "oracle"].status == "ok").all()
+
+
+def _flow_scratch_plan() -> Plan:
+    experiment = get_experiment("target_scaling")
+    overrides = {"model": ("flow",), "method": ("scratch",), "n_target": (50,)}
+    return Plan({experiment.name: expand(experiment, "smoke", overrides)}, {experiment.name: [0]})
+
+
+def test_the_cache_reuses_rows_only_under_the_settings_that_made_them(tmp_path, monkeypatch):
+    """An unchanged rerun trains nothing; an edited profile setting or architecture width
+    recomputes, and the rows of the run's own settings are the ones assembled."""
+    plan, store = _flow_scratch_plan(), Store(tmp_path)
+    smoke = PROFILE_SETTINGS["smoke"]
+    first = Settings(smoke)
+    rows = len(plan.cells["target_scaling"])
+    assert execute(plan, store, first, Backend(), progress=False).new_rows == rows
+    assert execute(plan, store, first, Backend(), progress=False).tasks == 0
+    longer = dataclasses.replace(smoke.training, max_steps=smoke.training.max_steps + 20)
+    edited = Settings(dataclasses.replace(smoke, training=longer))
+    assert execute(plan, store, edited, Backend(), progress=False).new_rows == rows
+    narrower = dataclasses.replace(tasks.ARCHITECTURES["flow"], hidden=16)
+    monkeypatch.setitem(tasks.ARCHITECTURES, "flow", narrower)
+    assert execute(plan, store, first, Backend(), progress=False).new_rows == rows
+    monkeypatch.undo()
+    keys = {first.key(c) for c in plan.cells["target_scaling"]}
+    assert set(assemble(plan, store, first).cell) == keys
+    assert set(assemble(plan, store, edited).cell).isdisjoint(keys)
+
+
+def test_the_code_version_follows_the_sources_that_compute_rows(tmp_path):
+    package = tmp_path / "sims"
+    shutil.copytree(Path(sims.__file__).parent, package)
+    version = code_version.__wrapped__(package)
+    (package / "report" / "new.py").write_text("# not a row's code\n")
+    assert code_version.__wrapped__(package) == version
+    (package / "engine.py").write_text((package / "engine.py").read_text() + "\n# edited\n")
+    assert code_version.__wrapped__(package) != version
+
+
+@pytest.mark.parametrize("model", ["flow", "diffusion"])
+def test_a_stored_source_model_loads_with_weights_only_to_the_same_model(model, family):
+    pair = make_task_pair(family, similarity=0.3, seed=2, **SMALL_DIMS[family])
+    training = Settings(PROFILE_SETTINGS["smoke"], device="cpu").training(model)
+    (member,) = make_members(pair, [4], 64, 64)
+    (fitted,) = pretrain([member], training)
+    buffer = io.BytesIO()
+    torch.save({"source": [stored(fitted)]}, buffer)
+    buffer.seek(0)
+    (record,) = torch.load(buffer, weights_only=True)["source"]
+    loaded = restored(record, member, training)
+    assert (loaded.n_train, loaded.best_step) == (fitted.n_train, fitted.best_step)
+    noise = torch.randn(64, fitted.model.noise_features)
+    x, z, weight = member.source.x, member.source.z, torch.ones(64)
+    with torch.no_grad():
+        expected = fitted.model(x.float(), None if z is None else z.float(), weight, noise)
+        found = loaded.model(x.float(), None if z is None else z.float(), weight, noise)
+    torch.testing.assert_close(found, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_models_own_step_size_trains_it_and_keys_only_its_rows():
+    smoke = PROFILE_SETTINGS["smoke"]
+    own = Settings(dataclasses.replace(smoke, learning_rates=(("flow", 5e-3),)))
+    assert own.training("flow").config.learning_rate == 5e-3
+    assert own.training("diffusion").config == smoke.training
+    assert own.fingerprint("flow") != Settings(smoke).fingerprint("flow")
+    assert own.fingerprint("diffusion") == Settings(smoke).fingerprint("diffusion")

@@ -8,15 +8,14 @@ their cells leave both unset: a cell that appears in several experiments is trai
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import asdict, dataclass
 
 from sims.experiments import Experiment
 from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import TRAINERS
 from sims.models.architectures import ARCHITECTURES
+from sims.runner.keys import digest
 from sims.validation import check_choice, check_positive_int, check_seed
 
 SOURCE_FREE_METHODS = ("scratch", "oracle")
@@ -61,7 +60,8 @@ class Cell:
         return dict(self.knobs)
 
     def key(self) -> str:
-        """A short stable hash of the cell."""
+        """A short stable hash of the cell (``sims.runner.tasks.Settings.key`` adds what
+        else makes its rows)."""
         return digest(asdict(self))
 
     def rows(self) -> int:
@@ -96,10 +96,6 @@ class Cell:
             "truth_seed": knobs.pop("seed"),
         }
         return columns | knobs
-
-
-def digest(value) -> str:
-    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _cell(point: dict) -> Cell:

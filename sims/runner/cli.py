@@ -35,7 +35,8 @@ examples:
   python run_all.py --check                exit 1 when a must-hold check fails
 
 A killed run resumes where it stopped: rerun the same command. Finished rows are kept under
-OUT/results/cache/PROFILE/PRECISION/; --no-cache recomputes them.
+OUT/results/cache/, keyed by everything that makes them (settings, architecture, precision,
+code); --no-cache recomputes them.
 """
 
 
@@ -99,7 +100,7 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         help="of the networks' weights and activations in training steps (the weights "
         "kept, the optimiser, held-out losses and evaluation stay float32); auto: bfloat16 "
         "where the device of this machine has native bfloat16, else float32. Rows record "
-        "it, and each precision has its own cache",
+        "it, and it is part of the rows' cache key",
     )
     parser.add_argument(
         "--backend",
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
     precision = resolve(args.precision, local_device(args.device))
     settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads, precision)
-    store = Store(args.out / "results" / "cache" / args.profile / precision)
+    store = Store(args.out / "results" / "cache")
     started = time.perf_counter()
     cells = sum(len(c) for c in plan.cells.values())
     print(
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
             file=sys.stderr,
         )
         return status
-    frame = assemble(plan, store)
+    frame = assemble(plan, store, settings)
     failed = int((frame.status == "failed").sum())
     print(
         f"{len(frame)} rows ({summary.new_rows} new, {failed} failed) in "

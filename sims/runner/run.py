@@ -19,7 +19,6 @@ import joblib
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sims.methods import Fitted
 from sims.runner.cells import Cell
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
@@ -133,7 +132,8 @@ def execute(
     stored = store.load_rows() if use_cache else {}
     wanted = plan.seeds_of_cells()
     missing = {
-        cell: [s for s in seeds if (cell.key(), s) not in stored] for cell, seeds in wanted.items()
+        cell: [s for s in seeds if (settings.key(cell), s) not in stored]
+        for cell, seeds in wanted.items()
     }
     missing = {cell: seeds for cell, seeds in missing.items() if seeds}
     group_seeds: dict[tuple, set[int]] = defaultdict(set)
@@ -145,7 +145,7 @@ def execute(
         return sorted(group_seeds[cell.pretraining_key()])
 
     def source_name(cell: Cell) -> str:
-        return Store.pretraining_name(cell, source_seeds(cell))
+        return settings.pretraining_name(cell, source_seeds(cell))
 
     pretrained = store.load_pretrained() if use_cache else {}
     to_pretrain = {
@@ -178,7 +178,7 @@ def execute(
             pretrained.update(models)
         else:
             rows = [
-                {"cell": cell.key()} | row
+                {"cell": settings.key(cell)} | row
                 for (cell, _), cell_rows in zip(unit, result, strict=True)
                 for row in cell_rows
             ]
@@ -188,7 +188,7 @@ def execute(
             bar.set_postfix(failed=summary.failed, refresh=False)
         bar.update()
 
-    def sources(unit: Unit) -> list[list[Fitted]]:
+    def sources(unit: Unit) -> list[list[dict]]:
         found = []
         for cell, seeds in unit:
             by_seed = dict(zip(source_seeds(cell), pretrained[source_name(cell)], strict=True))
@@ -204,15 +204,16 @@ def execute(
     return summary
 
 
-def assemble(plan: Plan, store: Store) -> pd.DataFrame:
-    """The rows of ``plan`` found in ``store``: one per (experiment, cell, seed), contract
-    columns first; model samples (where kept) in the ``samples`` column."""
+def assemble(plan: Plan, store: Store, settings: Settings) -> pd.DataFrame:
+    """The rows of ``plan`` made under ``settings`` found in ``store``: one per (experiment,
+    cell, seed), contract columns first; model samples (where kept) in the ``samples``
+    column."""
     stored = store.load_rows()
     rows = []
     for name, cells in plan.cells.items():
         for cell in cells:
             for seed in plan.seeds[name]:
-                row = stored.get((cell.key(), seed))
+                row = stored.get((settings.key(cell), seed))
                 if row is not None:
                     rows.append({"experiment": name} | cell.columns() | row)
     frame = pd.DataFrame(rows)

@@ -2,9 +2,12 @@
 
 Every finished ensemble is one JSON file of its rows under ``rows/``, written to a temporary
 name and renamed into place (``os.replace`` is atomic), so a run killed at any moment leaves
-only whole files; a rerun reads them and skips their rows. Pre-trained source models are
-kept the same way under ``pretrained/``. Where two files hold the same row (a run with
-``--no-cache``), the later one wins.
+only whole files; a rerun reads them and skips their rows. Each row names its key
+(``sims.runner.tasks.Settings.key``), which changes with anything that makes the row, so a
+row made under other settings or by other code is never served. Pre-trained source models
+are kept the same way under ``pretrained/``, as weights and plain data
+(``sims.runner.tasks.stored``) that load with ``weights_only=True``. Where two files hold
+the same row (a run with ``--no-cache``), the later one wins.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from sims.methods import Fitted
-from sims.runner.cells import Cell, digest
+from sims.runner.keys import digest
 
-RowKey = tuple[str, int]  # (cell key, seed)
+RowKey = tuple[str, int]  # (row key of the cell, seed)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -40,7 +42,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class Store:
-    """The rows and pre-trained models of one profile, under ``root``.
+    """The rows and pre-trained models of runs into one folder, under ``root``.
 
     A unit of work (one ensemble) is persisted as one file, whole or not at all, so that a
     resumed run retrains exactly the units an uninterrupted run would have trained.
@@ -50,7 +52,7 @@ class Store:
         self.root = root
 
     def load_rows(self) -> dict[RowKey, dict]:
-        """Every stored row by (cell key, seed); the latest file wins."""
+        """Every stored row by (its ``cell`` key, seed); the latest file wins."""
         found: dict[RowKey, tuple[int, dict]] = {}
         for path in sorted((self.root / "rows").glob("*.json")):
             record = json.loads(path.read_text())
@@ -66,19 +68,15 @@ class Store:
         name = digest([(row["cell"], row["seed"]) for row in rows])
         write_atomically(self.root / "rows" / f"{name}.json", json.dumps(record).encode())
 
-    @staticmethod
-    def pretraining_name(cell: Cell, seeds: list[int]) -> str:
-        """The name of the source models pre-trained for ``cell``'s group with ``seeds``."""
-        return digest([cell.pretraining_key(), seeds])
-
-    def load_pretrained(self) -> dict[str, list[Fitted]]:
-        """Every stored set of pre-trained source models, by ``pretraining_name``."""
+    def load_pretrained(self) -> dict[str, list[dict]]:
+        """Every stored set of pre-trained source models (``stored`` records), by
+        ``Settings.pretraining_name``."""
         found = {}
         for path in sorted((self.root / "pretrained").glob("*.pt")):
-            found |= torch.load(path, weights_only=False)
+            found |= torch.load(path, weights_only=True)
         return found
 
-    def save_pretrained(self, models: dict[str, list[Fitted]]) -> None:
+    def save_pretrained(self, models: dict[str, list[dict]]) -> None:
         """Persist the source models of one finished pre-training unit."""
         buffer = io.BytesIO()
         torch.save(models, buffer)

@@ -6,20 +6,24 @@ only small arguments and runs the same on a local process or a Dask worker on an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
 
 import torch
 
+from sims.engine import Dataset
 from sims.evaluation import EvaluationSizes, draw_samples, evaluate_ensemble
 from sims.experiments import Profile
 from sims.generators import make_task_pair
 from sims.methods import TRAINERS, Fitted, Member, Training, make_members, pretrain
 from sims.models.architectures import ARCHITECTURES
 from sims.runner.cells import Cell
+from sims.runner.keys import code_version, digest
 
 PRETRAINING_TARGET_ROWS = 2  # pre-training reads only source samples
+SKELETON_ROWS = 16  # source rows a stored model is rebuilt on before its weights are loaded
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,33 @@ class Settings:
 
     def training(self, model: str) -> Training:
         device = local_device(self.device)
-        return Training(ARCHITECTURES[model], self.profile.training, device, self.precision)
+        config = self.profile.training_of(model)
+        return Training(ARCHITECTURES[model], config, device, self.precision)
+
+    def fingerprint(self, model: str) -> str:
+        """A digest of what, besides its cell, makes a row of ``model``: the profile's
+        training and evaluation settings, the architecture and its settings, the precision
+        of training, the device kind and the version of the code (``sims.runner.keys``)."""
+        architecture = ARCHITECTURES[model]
+        return digest(
+            [
+                dataclasses.asdict(self.profile.training_of(model)),
+                dataclasses.asdict(self.profile.sizes),
+                type(architecture).__name__,
+                dataclasses.asdict(architecture),
+                self.training(model).training_precision(),
+                local_device(self.device),
+                code_version(),
+            ]
+        )
+
+    def key(self, cell: Cell) -> str:
+        """The key of ``cell``'s rows: the cell and everything else that makes them."""
+        return digest([cell.key(), self.fingerprint(cell.model)])
+
+    def pretraining_name(self, cell: Cell, seeds: list[int]) -> str:
+        """The name of the source models pre-trained for ``cell``'s group with ``seeds``."""
+        return digest([cell.pretraining_key(), seeds, self.fingerprint(cell.model)])
 
 
 def local_device(device: str) -> str:
@@ -77,16 +107,35 @@ def _split(values: list, members: list[list[Member]]) -> list[list]:
     return out
 
 
-def pretrain_task(unit: Unit, settings: Settings) -> list[list[Fitted]]:
+def stored(fitted: Fitted) -> dict:
+    """``fitted`` as plain data that ``torch.load(..., weights_only=True)`` reads: its
+    weights on the CPU (``state``) and how it was obtained."""
+    return {
+        "state": fitted.model.cpu().state_dict(),
+        "n_train": fitted.n_train,
+        "best_step": fitted.best_step,
+        "failure": fitted.failure,
+    }
+
+
+def restored(record: dict, member: Member, training: Training) -> Fitted:
+    """The source model of ``stored``'s ``record`` for ``member``: the architecture's model
+    of the member's truth (built on a few source rows), its weights loaded."""
+    z, x = member.pair.source.sample(SKELETON_ROWS, member.seed)
+    model = training.architecture.build(member.pair, Dataset(x, z), None)
+    model.load_state_dict(record["state"])
+    model.to(training.device)
+    return Fitted(model, record["n_train"], record["best_step"], record["failure"])
+
+
+def pretrain_task(unit: Unit, settings: Settings) -> list[list[dict]]:
     """Source models for every (cell, seeds) of ``unit``, trained as one ensemble (the
-    cells share an architecture), moved to the CPU; one list per cell."""
+    cells share an architecture), as ``stored`` records; one list per cell."""
     torch.set_num_threads(settings.threads)
     members = _members(unit, PRETRAINING_TARGET_ROWS)
     flat = [m for group in members for m in group]
     fitted = pretrain(flat, settings.training(unit[0][0].model))
-    for f in fitted:
-        f.model.cpu()
-    return _split(fitted, members)
+    return _split([stored(f) for f in fitted], members)
 
 
 def _failed(seed: int, reason: str) -> dict:
@@ -94,10 +143,11 @@ def _failed(seed: int, reason: str) -> dict:
 
 
 def ensemble_task(
-    unit: Unit, settings: Settings, pretrained: list[list[Fitted]] | None
+    unit: Unit, settings: Settings, pretrained: list[list[dict]] | None
 ) -> list[list[dict]]:
     """Train the cells of ``unit`` (one method, one architecture) as one ensemble and
-    evaluate every model; ``pretrained[i]`` holds cell i's source models, seed by seed.
+    evaluate every model; ``pretrained[i]`` holds cell i's source models (``stored``
+    records), seed by seed.
 
     Returns, per cell, one row per seed: ``status`` (``ok``, or ``failed`` with the reason
     in ``error``), the errors of ``sims.evaluation.evaluate_ensemble``, ``n_train``,
@@ -114,7 +164,9 @@ def ensemble_task(
     training = settings.training(cell.model)
     options = {}
     if pretrained is not None:
-        options["pretrained"] = [f for group in pretrained for f in group]
+        records = [r for group in pretrained for r in group]
+        sources = zip(records, flat, strict=True)
+        options["pretrained"] = [restored(r, m, training) for r, m in sources]
     try:
         fitted = TRAINERS[cell.method](flat, training, **options)
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on

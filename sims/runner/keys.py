@@ -1,0 +1,41 @@
+"""What identifies a row: a digest of everything that makes it.
+
+A stored row is reused only where its key matches, and its key digests the cell and seed,
+the profile's training and evaluation settings, the architecture's settings, the precision,
+the device kind, and the version of the code that computes rows. That version is a digest of
+the sources of ``sims`` (its report aside, which computes no rows) rather than a number to
+bump by hand: a hand-kept version is forgotten exactly when it matters, and the cost of the
+digest, retraining after any edit of the package, is what a cache that cannot serve stale
+rows must pay.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import sims
+
+ROW_FREE_PACKAGES = ("report",)  # parts of sims that compute no rows
+
+
+def digest(value) -> str:
+    """A short stable hash of a JSON-able ``value`` (other objects by their ``str``)."""
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def code_version(root: Path = Path(sims.__file__).parent) -> str:
+    """A digest of the sources under ``root`` (the ``sims`` package) that compute rows."""
+    sources = sorted(
+        path
+        for path in root.rglob("*.py")
+        if path.relative_to(root).parts[0] not in ROW_FREE_PACKAGES
+    )
+    hashed = hashlib.sha1()
+    for path in sources:
+        hashed.update(str(path.relative_to(root)).encode())
+        hashed.update(path.read_bytes())
+    return hashed.hexdigest()[:16]
