@@ -37,7 +37,8 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from sims.engine import Dataset, MinibatchConfig, fit_minibatch
+from sims.data import Dataset
+from sims.engine import MinibatchConfig, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import make_members
 from sims.models.architectures import ARCHITECTURES

@@ -23,7 +23,7 @@ import torch
 from sims.evaluation import evaluate_ensemble
 from sims.experiments import PROFILE_SETTINGS
 from sims.generators import make_task_pair
-from sims.methods import TRAINERS, Training, make_members
+from sims.methods import METHODS, Training, make_members
 from sims.models.architectures import ARCHITECTURES
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     members = make_members(pair, range(args.seeds), args.n, n_source)
     training = Training(ARCHITECTURES[args.model], config, "cpu", "bfloat16")
     start = time.perf_counter()
-    fitted = TRAINERS[args.method](members, training)
+    fitted = METHODS[args.method].fit(members, training)
     seconds = time.perf_counter() - start
     rows = evaluate_ensemble(fitted, members, reference.sizes, "cpu")
     kl = ", ".join(f"{row['kl']:.3f}" for row in rows)

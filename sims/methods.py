@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
+from sims.data import Dataset
+from sims.engine import MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import TaskPair
 from sims.models.architectures import (
     FlowArchitecture,
@@ -218,10 +219,33 @@ def pooled(members: Sequence[Member], training: Training) -> list[Fitted]:
     return fitted
 
 
-TRAINERS = {
-    "scratch": scratch,
-    "transfer": transfer,
-    "finetune": finetune,
-    "oracle": oracle,
-    "pooled": pooled,
+@dataclass(frozen=True)
+class Method:
+    """One estimator: how it fits, and what it needs.
+
+    Attributes:
+        name: the ``method`` column of a row.
+        fit: ``(members, training) -> list[Fitted]``, one ensemble; where ``pretrained``, it
+            also takes ``pretrained=`` (each member's source model from ``pretrain``).
+        uses_source: whether it reads source samples (its cells have an ``n_source``).
+        pretrained: whether it starts from a model pre-trained on the source samples, which
+            the runner trains once per source and hands to every cell that shares it.
+    """
+
+    name: str
+    fit: Callable[..., list[Fitted]]
+    uses_source: bool
+    pretrained: bool = False
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("scratch", scratch, uses_source=False),
+        Method("transfer", transfer, uses_source=True, pretrained=True),
+        Method("finetune", finetune, uses_source=True, pretrained=True),
+        Method("oracle", oracle, uses_source=False),
+        Method("pooled", pooled, uses_source=True),
+    )
 }
+"""The methods by name; nothing else lists them."""

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sims import engine
-from sims.engine import Dataset, MinibatchConfig, fit_full_batch, fit_minibatch
+from sims.data import Dataset
+from sims.engine import MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, scratch
 from sims.models.architectures import (

@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import SMALL_DIMS
 
-from sims.engine import Dataset, MinibatchConfig
+from sims.data import Dataset
+from sims.engine import MinibatchConfig
 from sims.evaluation import EvaluationSizes, evaluate
 from sims.generators import families, make_task_pair
-from sims.methods import TRAINERS, Training, finetune, make_members, pretrain, transfer
+from sims.methods import METHODS, Training, finetune, make_members, pretrain, transfer
 from sims.models.architectures import (
     ARCHITECTURES,
     FlowArchitecture,
@@ -25,11 +26,11 @@ TINY_SCORES = Training(ScoreArchitecture(hidden=16, layers=2), TINY_CONFIG)
 
 
 @pytest.mark.parametrize("family", families())
-@pytest.mark.parametrize("method", sorted(TRAINERS))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_on_every_family(family, method):
     pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
     members = make_members(pair, [0, 1], n_target=100, n_source=200)
-    fitted = TRAINERS[method](members, TINY)
+    fitted = METHODS[method].fit(members, TINY)
     for f, member in zip(fitted, members, strict=True):
         row = evaluate(f, member, EvaluationSizes(n_kl=500))
         assert f.failure is None and math.isfinite(row["kl"]) and row["kl_se"] > 0
@@ -81,7 +82,7 @@ def test_parametric_calibration_small():
     for method in ("oracle", "scratch"):
         kls = [
             evaluate(f, m, EvaluationSizes(n_kl=200))["kl_exact"]
-            for f, m in zip(TRAINERS[method](members, anchor), members, strict=True)
+            for f, m in zip(METHODS[method].fit(members, anchor), members, strict=True)
         ]
         ratio = 2 * 1000 * np.mean(kls) / k[method]
         assert 0.75 <= ratio <= 1.25, (method, ratio)
@@ -106,7 +107,7 @@ def test_oracle_members_each_use_their_own_truth():
         make_members(make_task_pair("mixture", d_z=3, seed=seed), [seed], 100, None)[0]
         for seed in (0, 1)
     ]
-    fitted = TRAINERS["oracle"](members, TINY)
+    fitted = METHODS["oracle"].fit(members, TINY)
     z = members[0].target.z[:10]
     for f, member in zip(fitted, members, strict=True):
         expected = member.pair.target.embedding(z).float()
@@ -114,11 +115,11 @@ def test_oracle_members_each_use_their_own_truth():
 
 
 @pytest.mark.parametrize("family", families())
-@pytest.mark.parametrize("method", sorted(TRAINERS))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_score_models(family, method):
     pair = make_task_pair(family, seed=0, **SMALL_DIMS[family])
     members = make_members(pair, [0], n_target=100, n_source=200)
-    fitted = TRAINERS[method](members, TINY_SCORES)[0]
+    fitted = METHODS[method].fit(members, TINY_SCORES)[0]
     sizes = EvaluationSizes(n_ode=50, n_samples=100, sampler_steps=50, n_score=200)
     row = evaluate(fitted, members[0], sizes)
     assert fitted.failure is None and fitted.n_train == 80

@@ -17,8 +17,8 @@ import pytest
 
 from sims.experiments import EXPERIMENTS
 from sims.runner.cli import main
-from sims.runner.run import CONTRACT_COLUMNS
 from sims.runner.tasks import local_device
+from sims.schema import CONTRACT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 # a small sweep: 2 methods x 2 n_t of flows at smoke size, transfer pre-trained first

@@ -80,7 +80,8 @@ def test_a_failed_ensemble_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypat
     def diverging(members, training):
         raise FloatingPointError("loss became nan")
 
-    monkeypatch.setitem(tasks.TRAINERS, "scratch", diverging)
+    scratch = dataclasses.replace(tasks.METHODS["scratch"], fit=diverging)
+    monkeypatch.setitem(tasks.METHODS, "scratch", scratch)
     experiment = get_experiment("calibration")
     cells = expand(experiment, "smoke", {})
     plan = Plan({experiment.name: cells}, {experiment.name: [0, 1]})

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sims.generators import families, family_knobs
+from sims.schema import CELL_COLUMN
 
 KNOBS = sorted({k for f in families() for k in family_knobs(f)} - {"seed", "similarity"})
 TRUTH = ["family", "truth_seed", *KNOBS]  # the columns that fix a truth (but its source's)
@@ -39,8 +40,9 @@ def trained_models(frame: pd.DataFrame) -> pd.DataFrame:
     """The ok rows, one per trained model: a model that several experiments share (one
     cell) appears once, with ``experiments`` naming them all."""
     ok = _with_defaults(frame[frame.status == "ok"])
-    identity = ["cell", "seed"] if "cell" in ok else ["experiment", "model", "method", "seed"]
-    if "cell" not in ok:
+    by_cell = CELL_COLUMN in ok
+    identity = [CELL_COLUMN, "seed"] if by_cell else ["experiment", "model", "method", "seed"]
+    if not by_cell:
         identity += ["family", "n_source", "n_target", "similarity", "truth_seed", *KNOBS]
     named = ok.groupby(identity, dropna=False).experiment.transform(
         lambda names: ",".join(sorted(set(names)))

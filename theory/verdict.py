@@ -32,6 +32,7 @@ import pandas as pd
 
 from sims.experiments import FLOOR_EXPERIMENT
 from sims.generators import make_task_pair
+from sims.schema import REQUIRED
 from sims.tabular import write_table
 from theory import checks
 from theory.claims import judge_claims
@@ -58,7 +59,6 @@ EXACT_FITS = ("linear_gaussian", "linear_score")  # fitted to convergence: no tr
 NO_FLOOR = (
     "no floor measured (the reference profile measures them): the exponent may be the training's"
 )
-REQUIRED = ("experiment", "model", "method", "family", "n_target", "seed", "kl", "status")
 
 
 @dataclass(frozen=True)

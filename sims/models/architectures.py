@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sims.engine import Dataset
+from sims.data import Dataset
 from sims.generators import GaussianMixture, TaskPair
 from sims.models.base import DensityModel, FixedEmbedding, Standardiser, TrainedModel
 from sims.models.flows import (

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sims.experiments import Experiment
 from sims.generators import make_task_pair
+from sims.methods import METHODS
 from sims.report.tables import summarise
 from theory.fitting import fitted_constant, inverse_n_fit
 from theory.parametric import k_oracle, k_scratch, kappa
@@ -26,7 +27,6 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 LEGEND_WIDTH = 2.9  # inches to the right of the panels
-METHODS = ("scratch", "transfer", "finetune", "oracle", "pooled")
 COLOURS = dict(zip(METHODS, sns.color_palette("colorblind"), strict=False))
 LABELS = {
     "n_target": "target samples $n_t$",

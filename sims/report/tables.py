@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student
 
-from sims.runner.run import CONTRACT_COLUMNS
+from sims.schema import IDENTITY
 
-# the columns naming a cell: the contract's, from the model to the seed
-IDENTITY = CONTRACT_COLUMNS[CONTRACT_COLUMNS.index("model") : CONTRACT_COLUMNS.index("seed")]
 ERRORS = [
     "kl",
     "kl_exact",

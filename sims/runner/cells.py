@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 
 from sims.experiments import Experiment
 from sims.generators import families, family_knobs, make_task_pair
-from sims.methods import TRAINERS
+from sims.methods import METHODS
 from sims.models.architectures import ARCHITECTURES
 from sims.runner.keys import digest
 from sims.validation import check_choice, check_positive_int, check_seed
 
-SOURCE_FREE_METHODS = ("scratch", "oracle")
 SOURCE_KNOBS = ("similarity",)
 CELL_KEYS = ("model", "method", "family", "n_target", "n_source", "truth_seed", "keep_samples")
 
@@ -49,12 +48,12 @@ class Cell:
 
     @property
     def uses_source(self) -> bool:
-        return self.method not in SOURCE_FREE_METHODS
+        return METHODS[self.method].uses_source
 
     @property
     def pretrained(self) -> bool:
         """Whether the method starts from a model pre-trained on the source."""
-        return self.method in ("transfer", "finetune")
+        return METHODS[self.method].pretrained
 
     def pair_knobs(self) -> dict[str, object]:
         return dict(self.knobs)
@@ -102,7 +101,7 @@ def _cell(point: dict) -> Cell:
     """The cell of one grid point (its keys checked)."""
     family = check_choice("family", point["family"], families())
     model = check_choice("model", point["model"], list(ARCHITECTURES))
-    method = check_choice("method", point["method"], list(TRAINERS))
+    method = check_choice("method", point["method"], list(METHODS))
     if family not in ARCHITECTURES[model].families:
         raise ValueError(
             f"family={family!r} is not allowed with model={model!r}: "
@@ -110,7 +109,7 @@ def _cell(point: dict) -> Cell:
         )
     n_target = check_positive_int("n_target", point["n_target"])
     n_source = point.get("n_source")
-    uses_source = method not in SOURCE_FREE_METHODS
+    uses_source = METHODS[method].uses_source
     if n_source is not None:
         check_positive_int("n_source", n_source)
     elif uses_source:

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     )
     for reason, count in frame[frame.status == "failed"].error.value_counts().items():
         print(f"  failed x{count}: {reason}")
-    verdict = write_outputs(frame, plan, args.out)
+    verdict = write_outputs(frame, list(plan.cells), args.out)
     print(f"wrote {args.out / 'results'} and {args.out / 'figures'}")
     if args.check:
         must_hold = verdict.of_kind(MUST_HOLD)

@@ -22,29 +22,7 @@ from tqdm.auto import tqdm
 from sims.runner.cells import Cell
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
-
-CONTRACT_COLUMNS = [
-    "experiment",
-    "model",
-    "method",
-    "family",
-    "n_source",
-    "n_target",
-    "d_x",
-    "d_z",
-    "d_h",
-    "similarity",
-    "beta",
-    "seed",
-    "kl",
-    "kl_se",
-    "tv",
-    "status",
-    "error",
-    "seconds",
-]
-SAMPLE_COLUMN = "samples"
-INTEGER_COLUMNS = ("n_source", "n_target", "d_x", "d_z", "d_h", "seed", "truth_seed", "n_train")
+from sims.schema import CELL_COLUMN, CONTRACT_COLUMNS, INTEGER_COLUMNS
 
 
 @dataclass
@@ -178,7 +156,7 @@ def execute(
             pretrained.update(models)
         else:
             rows = [
-                {"cell": settings.key(cell)} | row
+                {CELL_COLUMN: settings.key(cell)} | row
                 for (cell, _), cell_rows in zip(unit, result, strict=True)
                 for row in cell_rows
             ]

@@ -14,31 +14,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from sims.files import write_atomically
 from sims.runner.keys import digest
+from sims.schema import CELL_COLUMN
 
 RowKey = tuple[str, int]  # (row key of the cell, seed)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class Store:
@@ -57,7 +42,7 @@ class Store:
         for path in sorted((self.root / "rows").glob("*.json")):
             record = json.loads(path.read_text())
             for row in record["rows"]:
-                key = (row["cell"], row["seed"])
+                key = (row[CELL_COLUMN], row["seed"])
                 if key not in found or found[key][0] <= record["written"]:
                     found[key] = (record["written"], row)
         return {key: row for key, (_, row) in found.items()}
@@ -65,7 +50,7 @@ class Store:
     def save_rows(self, rows: list[dict]) -> None:
         """Persist the rows of one finished unit; each row names its ``cell`` key."""
         record = {"written": time.time_ns(), "rows": rows}
-        name = digest([(row["cell"], row["seed"]) for row in rows])
+        name = digest([(row[CELL_COLUMN], row["seed"]) for row in rows])
         write_atomically(self.root / "rows" / f"{name}.json", json.dumps(record).encode())
 
     def load_pretrained(self) -> dict[str, list[dict]]:

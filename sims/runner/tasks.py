@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sims.engine import Dataset
+from sims.data import Dataset
 from sims.evaluation import EvaluationSizes, draw_samples, evaluate_ensemble
 from sims.experiments import Profile
 from sims.generators import make_task_pair
-from sims.methods import TRAINERS, Fitted, Member, Training, make_members, pretrain
+from sims.methods import METHODS, Fitted, Member, Training, make_members, pretrain
 from sims.models.architectures import ARCHITECTURES
 from sims.runner.cells import Cell
 from sims.runner.keys import code_version, digest
@@ -168,7 +168,7 @@ def ensemble_task(
         sources = zip(records, flat, strict=True)
         options["pretrained"] = [restored(r, m, training) for r, m in sources]
     try:
-        fitted = TRAINERS[cell.method](flat, training, **options)
+        fitted = METHODS[cell.method].fit(flat, training, **options)
     except Exception as error:  # a failed ensemble is recorded, and the sweep goes on
         return [[_failed(m.seed, f"training: {error!r}") for m in group] for group in members]
     sources = options.get("pretrained", [None] * len(flat))

@@ -1,0 +1,63 @@
+"""The package's structure: no two of its parts import each other."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("sims", "theory")
+
+
+def part(module: str) -> str | None:
+    """The part a module belongs to: ``sims.models.flows`` -> ``sims.models``."""
+    names = module.split(".")
+    if names[0] not in PACKAGES:
+        return None
+    return ".".join(names[:2])
+
+
+def imports_between_parts(root: Path = ROOT) -> dict[str, set[str]]:
+    """For each part of the packages, the other parts its modules import (anywhere in them)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            names = path.relative_to(root).with_suffix("").parts
+            importer = part(".".join(n for n in names if n != "__init__"))
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    modules = [node.module]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                else:
+                    continue
+                for module in modules:
+                    imported = part(module)
+                    if imported and imported != importer:
+                        graph[importer].add(imported)
+    return graph
+
+
+def mutual_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return [
+        (a, b)
+        for a, b in itertools.combinations(sorted(graph), 2)
+        if b in graph[a] and a in graph[b]
+    ]
+
+
+def test_no_two_parts_import_each_other():
+    graph = imports_between_parts()
+    assert {"sims.models", "sims.engine", "sims.report", "sims.runner"} <= set(graph)
+    assert mutual_imports(graph) == []
+
+
+def test_a_part_importing_one_that_imports_it_back_is_found(tmp_path):
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+    (tmp_path / "sims" / "engine.py").write_text("from sims.models.base import TrainedModel\n")
+    (tmp_path / "sims" / "models").mkdir()
+    (tmp_path / "sims" / "models" / "base.py").write_text("from sims.engine import Dataset\n")
+    assert mutual_imports(imports_between_parts(tmp_path)) == [("sims.engine", "sims.models")]
