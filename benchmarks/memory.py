@@ -25,30 +25,28 @@ import torch
 from run import peak_rss_mib
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, Profile, get_experiment
-from sims.runner.cells import Cell, expand
-from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
-
-
-def training_rows(cell: Cell) -> int:
-    """Training samples of one member of ``cell``."""
-    return cell.n_target + (cell.n_source if cell.method == "pooled" else 0)
+from sims.runner.cells import expand
+from sims.runner.schedule import Task, Unit, schedule
+from sims.runner.tasks import Settings, ensemble_task, pretrain_task
 
 
 def largest_units(experiment: str, profile: str) -> list[Unit]:
-    """For each model kind of ``experiment``, its ensemble with the most training rows,
-    every seed of it."""
+    """For each model kind of ``experiment``, the ensemble of ``run_all.py``'s schedule with
+    the most training rows, every seed of it."""
     found = get_experiment(experiment)
-    units: dict[tuple, list[Cell]] = {}
-    for cell in expand(found, profile, {}):
-        units.setdefault(cell.batch_key(), []).append(cell)
-    largest: dict[str, list[Cell]] = {}
-    for cells in units.values():
-        rows = sum(map(training_rows, cells))
-        model = cells[0].model
-        if model not in largest or rows > sum(map(training_rows, largest[model])):
-            largest[model] = cells
     seeds = list(range(found.seeds[profile]))
-    return [[(cell, seeds) for cell in cells] for cells in largest.values()]
+    cells = expand(found, profile, {})
+    tasks = schedule({experiment: cells}, {cell: seeds for cell in cells}, {}).tasks()
+
+    def rows(task: Task) -> int:
+        return sum(len(seeds) * cell.rows() for cell, seeds in task.unit)
+
+    largest: dict[str, Task] = {}
+    for task in tasks:
+        model = task.unit[0][0].model
+        if model not in largest or rows(task) > rows(largest[model]):
+            largest[model] = task
+    return [task.unit for task in largest.values()]
 
 
 def pretrained_sources(unit: Unit, settings: Settings) -> list[list[dict]]:

@@ -19,7 +19,8 @@ from sims.methods import make_members, pretrain
 from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
 from sims.runner.keys import code_version
-from sims.runner.run import MAX_SIZE_RATIO, Backend, Plan, _units, assemble, execute
+from sims.runner.run import Backend, Plan, assemble, execute
+from sims.runner.schedule import MAX_SIZE_RATIO, PRETRAIN, TRAIN, schedule, units
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, restored, stored
 
@@ -61,8 +62,7 @@ def test_ensembles_split_where_sample_sizes_differ_too_much():
     cells = expand(get_experiment("target_scaling"), "reference", {"method": ("scratch",)})
     floor = expand(get_experiment("floor"), "reference", {"method": ("scratch",)})
     work = [(c, [0]) for c in cells + floor if c.model == "flow"]
-    units = _units(work, Cell.batch_key, Cell.rows)
-    for unit in units:
+    for unit in units(work, Cell.batch_key, Cell.rows):
         sizes = [cell.n_target for cell, _ in unit]
         assert max(sizes) <= MAX_SIZE_RATIO * min(sizes)
     assert sorted(len(u) for u in units) == [1, 3, 5]  # 50-800, 1600-6400, the floor
@@ -159,3 +159,60 @@ def test_a_models_own_step_size_trains_it_and_keys_only_its_rows():
     assert own.training("diffusion").config == smoke.training
     assert own.fingerprint("flow") != Settings(smoke).fingerprint("flow")
     assert own.fingerprint("diffusion") == Settings(smoke).fingerprint("diffusion")
+
+
+def _two_experiments(profile: str = "smoke") -> dict[str, list[Cell]]:
+    rates = {"model": ("flow",), "n_target": (50, 100)}
+    return {
+        "calibration": expand(get_experiment("calibration"), profile, {}),
+        "source_scaling": expand(get_experiment("source_scaling"), profile, rates),
+    }
+
+
+def test_the_schedule_trains_every_missing_seed_once_first_experiments_first():
+    experiments = _two_experiments()
+    missing = {cell: [0, 1] for cells in experiments.values() for cell in cells}
+    sources = {c.pretraining_key(): c for c in missing if c.pretrained}
+    plan = schedule(experiments, missing, {c: [0, 1] for c in sources.values()})
+    trained = [
+        (cell, seed)
+        for task in plan.tasks()
+        if task.kind == TRAIN
+        for cell, seeds in task.unit
+        for seed in seeds
+    ]
+    assert sorted(trained, key=str) == sorted(
+        [(c, s) for c, seeds in missing.items() for s in seeds], key=str
+    )
+    first, second = plan.waves
+    assert all(t.unit[0][0].pretrained for t in second)
+    assert sorted(c.pretraining_key() for t in first if t.kind == PRETRAIN for c, _ in t.unit) == (
+        sorted(sources)
+    )
+    calibration = set(experiments["calibration"])
+    needs = [any(c in calibration for c, _ in t.unit) for t in first if t.kind == TRAIN]
+    assert needs == sorted(needs, reverse=True)  # calibration's ensembles lead the wave
+    for name, cells in experiments.items():
+        serving = {
+            i
+            for i, t in enumerate(plan.tasks())
+            if t.kind == TRAIN and set(cells) & {c for c, _ in t.unit}
+        }
+        assert plan.waits[name] == serving
+
+
+def test_each_experiment_is_announced_once_when_its_rows_are_done(tmp_path):
+    experiments = _two_experiments()
+    plan, store = Plan(experiments, {name: [0] for name in experiments}), Store(tmp_path)
+    settings = Settings(PROFILE_SETTINGS["smoke"])
+    announced = []
+
+    def finished(name):
+        have = set(assemble(plan, store, settings).query("experiment == @name").cell)
+        assert have == {settings.key(c) for c in experiments[name]}
+        announced.append(name)
+
+    execute(plan, store, settings, Backend(), progress=False, finished=finished)
+    assert announced == ["calibration", "source_scaling"]
+    execute(plan, store, settings, Backend(), progress=False, finished=finished)
+    assert announced[2:] == ["calibration", "source_scaling"]  # nothing to train: at once

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ast
 import itertools
+import subprocess
 from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sims", "theory")
@@ -61,3 +64,21 @@ def test_a_part_importing_one_that_imports_it_back_is_found(tmp_path):
     (tmp_path / "sims" / "models").mkdir()
     (tmp_path / "sims" / "models" / "base.py").write_text("from sims.engine import Dataset\n")
     assert mutual_imports(imports_between_parts(tmp_path)) == [("sims.engine", "sims.models")]
+
+
+def test_a_default_runs_outputs_are_ignored_by_git():
+    """``python run_all.py`` writes into the working tree: none of it shows in git status."""
+    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    outputs = [
+        "results/results.csv",
+        "results/experiments/calibration.csv",
+        "results/cache/rows/0123.json",
+        "figures/calibration.png",
+        "figures/calibration.pdf",
+        "reference/results/cache/rows/0123.json",
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == outputs

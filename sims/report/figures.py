@@ -152,6 +152,8 @@ def _floor(axes, fits: pd.DataFrame, method: str) -> None:
 
 
 def _candidate(axes, fits: pd.DataFrame, table, x, method) -> None:
+    if fits.empty:  # no fits yet: a figure drawn before the verdict
+        return
     # a two-term fit has no single line in n_t: its level depends on n_s
     over_target = fits.over.str.startswith("n_target") & ~fits.over.str.contains("two-term")
     match = fits[over_target] if x == "n_target" else fits.iloc[:0]

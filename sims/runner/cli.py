@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
 from sims.models.precision import PRECISIONS, resolve
-from sims.report import write_outputs
+from sims.report import write_experiment, write_outputs
 from sims.runner.cells import expand, grid_keys, parse_override
 from sims.runner.run import Backend, Plan, assemble, execute
 from sims.runner.store import Store
@@ -190,9 +191,19 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         f"networks trained in {precision}",
         flush=True,
     )
+
+    def finished(name: str) -> None:
+        """Write an experiment's rows, table and figure as soon as it has all its rows."""
+        part = Plan({name: plan.cells[name]}, {name: plan.seeds[name]})
+        written = write_experiment(assemble(part, store, settings), name, args.out)
+        figure = "" if written is None or isinstance(written[0], str) else written[0][0]
+        tqdm.write(f"{name}: done after {time.perf_counter() - started:.0f} s {figure}".rstrip())
+
     try:
         with _terminate_as_interrupt():
-            summary = execute(plan, store, settings, backend, use_cache=not args.no_cache)
+            summary = execute(
+                plan, store, settings, backend, use_cache=not args.no_cache, finished=finished
+            )
     except KeyboardInterrupt as stop:
         word, status = ("terminated", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
         print(

@@ -12,7 +12,7 @@ cluster through joblib's Dask backend; the parent process alone writes to the st
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import joblib
@@ -20,8 +20,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sims.runner.cells import Cell
+from sims.runner.schedule import PRETRAIN, Task, Unit, schedule
 from sims.runner.store import Store
-from sims.runner.tasks import Settings, Unit, ensemble_task, pretrain_task
+from sims.runner.tasks import Settings, ensemble_task, pretrain_task
 from sims.schema import CELL_COLUMN, CONTRACT_COLUMNS, INTEGER_COLUMNS
 
 
@@ -75,29 +76,6 @@ class Summary:
     failed: int = 0
 
 
-# an ensemble pads every member's rows to its largest member's: cells whose sizes differ more
-# than this train in separate ensembles, so that padding costs at most this factor
-MAX_SIZE_RATIO = 16
-
-
-def _units(work: list[tuple[Cell, list[int]]], key, size) -> list[Unit]:
-    """``work`` grouped by ``key(cell)`` into units trained as one ensemble, each split
-    where ``size(cell)`` (its training rows) spans more than ``MAX_SIZE_RATIO``."""
-    groups: dict[tuple, Unit] = defaultdict(list)
-    for cell, seeds in work:
-        groups[key(cell)].append((cell, seeds))
-    units = []
-    for group in groups.values():
-        unit: Unit = []
-        for cell, seeds in sorted(group, key=lambda item: size(item[0])):
-            if unit and size(cell) > MAX_SIZE_RATIO * size(unit[0][0]):
-                units.append(unit)
-                unit = []
-            unit.append((cell, seeds))
-        units.append(unit)
-    return units
-
-
 def execute(
     plan: Plan,
     store: Store,
@@ -105,8 +83,11 @@ def execute(
     backend: Backend,
     use_cache: bool = True,
     progress: bool = True,
+    finished: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Run every missing (cell, seed) of ``plan``, persisting each unit as it finishes."""
+    """Run every missing (cell, seed) of ``plan`` in the order of ``sims.runner.schedule``,
+    persisting each ensemble as it finishes; ``finished(name)`` is called once experiment
+    ``name`` has all its rows (at once where it has nothing to train)."""
     stored = store.load_rows() if use_cache else {}
     wanted = plan.seeds_of_cells()
     missing = {
@@ -131,54 +112,61 @@ def execute(
         for cell in missing
         if cell.pretrained and source_name(cell) not in pretrained
     }
-    first = [
-        (pretrain_task, unit, settings)
-        for unit in _units(
-            list(to_pretrain.values()), Cell.pretraining_batch_key, lambda c: c.n_source
-        )
-    ]
-    first += [
-        (ensemble_task, unit, settings, None)
-        for unit in _units(
-            [(c, s) for c, s in missing.items() if not c.pretrained], Cell.batch_key, Cell.rows
-        )
-    ]
-    later = _units([(c, s) for c, s in missing.items() if c.pretrained], Cell.batch_key, Cell.rows)
-    summary = Summary(tasks=len(first) + len(later))
-    bar = tqdm(total=summary.tasks, desc="ensembles", unit="ensemble", disable=not progress)
+    plan_of_run = schedule(plan.cells, missing, dict(to_pretrain.values()))
+    tasks = plan_of_run.tasks()
+    summary = Summary(tasks=len(tasks))
+    models = sum(task.models() for task in tasks)
+    bar = tqdm(total=models, desc="models", unit="model", disable=not progress)
+    waiting = {name: set(indices) for name, indices in plan_of_run.waits.items()}
 
-    def record(function, unit: Unit, result: list[list]) -> None:
-        if function is pretrain_task:
-            models = {
-                source_name(cell): fitted for (cell, _), fitted in zip(unit, result, strict=True)
-            }
-            store.save_pretrained(models)
-            pretrained.update(models)
+    def done(index: int) -> None:
+        for name, indices in waiting.items():
+            if index in indices:
+                indices.discard(index)
+                if not indices and finished:
+                    finished(name)
+
+    def record(task: Task, result: list[list]) -> None:
+        if task.kind == PRETRAIN:
+            fitted = {source_name(cell): f for (cell, _), f in zip(task.unit, result, strict=True)}
+            store.save_pretrained(fitted)
+            pretrained.update(fitted)
         else:
             rows = [
                 {CELL_COLUMN: settings.key(cell)} | row
-                for (cell, _), cell_rows in zip(unit, result, strict=True)
+                for (cell, _), cell_rows in zip(task.unit, result, strict=True)
                 for row in cell_rows
             ]
             store.save_rows(rows)
             summary.new_rows += len(rows)
             summary.failed += sum(row["status"] == "failed" for row in rows)
             bar.set_postfix(failed=summary.failed, refresh=False)
-        bar.update()
+        bar.update(task.models())
 
-    def sources(unit: Unit) -> list[list[dict]]:
+    def sources(unit: Unit) -> list[list[dict]] | None:
+        if not unit[0][0].pretrained:
+            return None
         found = []
         for cell, seeds in unit:
             by_seed = dict(zip(source_seeds(cell), pretrained[source_name(cell)], strict=True))
             found.append([by_seed[s] for s in seeds])
         return found
 
+    def call(task: Task) -> tuple:
+        if task.kind == PRETRAIN:
+            return (pretrain_task, task.unit, settings)
+        return (ensemble_task, task.unit, settings, sources(task.unit))
+
+    for name, indices in waiting.items():
+        if not indices and finished:
+            finished(name)
     with bar:
-        for index, result in backend.run(first):
-            record(first[index][0], first[index][1], result)
-        calls = [(ensemble_task, unit, settings, sources(unit)) for unit in later]
-        for index, result in backend.run(calls):
-            record(ensemble_task, calls[index][1], result)
+        offset = 0
+        for wave in plan_of_run.waves:
+            for index, result in backend.run([call(task) for task in wave]):
+                record(wave[index], result)
+                done(offset + index)
+            offset += len(wave)
     return summary
 
 

@@ -21,6 +21,7 @@ from sims.methods import METHODS, Fitted, Member, Training, make_members, pretra
 from sims.models.architectures import ARCHITECTURES
 from sims.runner.cells import Cell
 from sims.runner.keys import code_version, digest
+from sims.runner.schedule import Unit
 
 PRETRAINING_TARGET_ROWS = 2  # pre-training reads only source samples
 SKELETON_ROWS = 16  # source rows a stored model is rebuilt on before its weights are loaded
@@ -79,9 +80,6 @@ def local_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
 
 
 def _members(unit: Unit, n_target=None, with_source: bool = True) -> list[list[Member]]:
