@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sims.experiments import ANCHOR as EXPERIMENT_ANCHOR
 from sims.generators import make_task_pair
 from sims.metrics import linear_gaussian_kl
 from sims.models.linear_gaussian import fit_given_embedding, fit_reduced_rank
 
-ANCHOR = {"d_x": 4, "d_z": 8, "d_h": 2, "signal_source": 0.5}  # kappa = 4, as the experiments
+# the anchor truth of the experiments (kappa = 4)
+ANCHOR = {key: values[0] for key, values in EXPERIMENT_ANCHOR.items() if key != "family"}
 
 
 def task_samples(task, seeds: int, n: int, generator: torch.Generator):

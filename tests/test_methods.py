@@ -19,6 +19,7 @@ from sims.models.architectures import (
     ScoreArchitecture,
 )
 from sims.models.linear_gaussian import fit_given_embedding, fit_reduced_rank
+from theory.parametric import k_oracle, k_scratch
 
 TINY_CONFIG = MinibatchConfig(max_steps=40, eval_every=20, batch_size=64)
 TINY = Training(FlowArchitecture(hidden=16, transforms=2), TINY_CONFIG)
@@ -67,10 +68,6 @@ def linear_setup(n_source=None):
     return pair, make_members(pair, range(40), n_target=1000, n_source=n_source)
 
 
-def k_oracle(d_x, d_h):
-    return d_x * d_h + d_x + d_x * (d_x + 1) // 2
-
-
 def test_parametric_calibration_small():
     """2n KL / k for scratch and oracle, 40 seeds at n = 1000, with the exact KL of each fit.
 
@@ -78,7 +75,7 @@ def test_parametric_calibration_small():
     the O(1/n) remainder at n = 1000."""
     pair, members = linear_setup()
     anchor = Training(LinearGaussianArchitecture())
-    k = {"oracle": k_oracle(3, 2), "scratch": k_oracle(3, 2) + 2 * (5 - 2)}
+    k = {"oracle": k_oracle(3, 2), "scratch": k_scratch(3, 5, 2)}
     for method in ("oracle", "scratch"):
         kls = [
             evaluate(f, m, EvaluationSizes(n_kl=200))["kl_exact"]
