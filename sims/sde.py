@@ -72,6 +72,18 @@ class VPSDE:
         beta = self.beta(tau)
         return -0.5 * beta * x, math.sqrt(beta)
 
+    def reverse_drift(self, x, score, tau: float, share: float = 1.0):
+        """Drift f(x, tau) - share g(tau)^2 s of the dynamics run backwards in tau: the
+        reverse SDE (``share`` 1) or the probability-flow ODE (1/2), for x and the score s at
+        x (tensors or arrays of one shape; also their linear parts, which the drift maps
+        alike); shape of ``x``."""
+        drift, diffusion = self.sde(x, tau)
+        return drift - share * diffusion**2 * score
+
+    def probability_flow_drift(self, x, score, tau: float):
+        """Drift f(x, tau) - g(tau)^2 s / 2 of the probability-flow ODE, shape of ``x``."""
+        return self.reverse_drift(x, score, tau, share=0.5)
+
     def marginal_prob(self, x0: Tensor, tau: float) -> tuple[Tensor, float]:
         """Mean (shape of ``x0``) and standard deviation of x_tau given x_0."""
         return self.alpha(tau) * x0, self.sigma(tau)

@@ -65,3 +65,11 @@ def test_tau_outside_unit_interval_raises(tau):
 def test_bad_schedule_raises():
     with pytest.raises(ValueError, match="beta_min"):
         VPSDE(beta_min=0.0)
+
+
+def test_the_reverse_and_probability_flow_drifts_are_f_minus_g2_s_and_half_of_it():
+    sde = VPSDE()
+    x, s = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    beta = sde.beta(0.3)
+    torch.testing.assert_close(sde.reverse_drift(x, s, 0.3), -0.5 * beta * x - beta * s)
+    torch.testing.assert_close(sde.probability_flow_drift(x, s, 0.3), -0.5 * beta * (x + s))

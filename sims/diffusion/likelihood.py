@@ -87,8 +87,10 @@ def ode_log_prob(
             y = state[0].detach().requires_grad_(True)
             s = score(y, z, tau)
             divergence = _divergence(s, y, probe)
-        rate = -0.5 * sde.beta(tau) * tau  # d tau / d log tau = tau
-        return (rate * (y + s)).detach(), (rate * (y.shape[-1] + divergence)).detach()
+        # d tau / d log tau = tau; the drift's divergence is -beta (d + div s) / 2
+        flow = tau * sde.probability_flow_drift(y, s, tau)
+        change = -0.5 * sde.beta(tau) * tau * (y.shape[-1] + divergence)
+        return flow.detach(), change.detach()
 
     times = torch.tensor([math.log(tau0), 0.0], dtype=x.dtype, device=x.device)
     start = (x, torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device))

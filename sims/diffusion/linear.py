@@ -92,12 +92,15 @@ def _drift(
     score: LinearScore, tau: float, share: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """A (d, d), the mean forcing share beta alpha P (d, d), and beta at tau, for the
-    reverse SDE (``share`` 1) or the probability-flow ODE (1/2)."""
+    reverse SDE (``share`` 1) or the probability-flow ODE (1/2): the SDE's reverse drift,
+    negated for the reverse time r = 1 - tau, of the score's linear part -P and of its
+    forcing alpha P."""
     sde = score.sde
-    beta, alpha = sde.beta(tau), sde.alpha(tau)
-    precision = share * score.precision_array(tau)
+    precision = score.precision_array(tau)
     d = precision.shape[0]
-    return beta * (0.5 * np.eye(d) - precision), beta * alpha * precision, beta
+    a = -sde.reverse_drift(np.eye(d), -precision, tau, share)
+    forcing = -sde.reverse_drift(np.zeros((d, d)), sde.alpha(tau) * precision, tau, share)
+    return a, forcing, sde.beta(tau)
 
 
 def _continuous_law(

@@ -91,12 +91,8 @@ def reverse_sde_samples(
     x = noise()
     for step in range(steps):
         tau = 1.0 - step * dtau
-        drift, diffusion = sde.sde(x, tau)
-        x = (
-            x
-            - (drift - diffusion**2 * score(x, z, tau)) * dtau
-            + diffusion * math.sqrt(dtau) * noise()
-        )
+        drift = sde.reverse_drift(x, score(x, z, tau), tau)
+        x = x - drift * dtau + math.sqrt(sde.beta(tau) * dtau) * noise()
         for _ in range(corrector_steps):
             x = _langevin(score, sde, x, z, tau - dtau, dtau, snr, noise())
     return x
