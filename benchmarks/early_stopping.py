@@ -23,9 +23,11 @@ from sims.experiments import PROFILE_SETTINGS
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, scratch
 from sims.models.architectures import ARCHITECTURES
+from sims.process import reuse_freed_memory
 
 
 def main() -> None:
+    reuse_freed_memory()  # as run_all.py's workers train
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("diffusion", "flow"), default="diffusion")
     parser.add_argument("--seeds", type=int, default=3, help="members per target size")

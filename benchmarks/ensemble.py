@@ -45,6 +45,7 @@ from sims.models.architectures import ARCHITECTURES
 from sims.models.base import TrainedModel
 from sims.models.flows import ConditionalFlow
 from sims.models.precision import networks_in, resolve
+from sims.process import reuse_freed_memory
 
 MODELS = ("diffusion", "flow")
 """The minibatch-trained architectures (``sims.models.architectures.ARCHITECTURES`` names)."""
@@ -179,6 +180,7 @@ def timings(problem: Problem, ways: Sequence[str] = WAYS, device: str = "cpu") -
 
 
 def main() -> None:
+    reuse_freed_memory()  # as run_all.py's workers train
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="flow")
     parser.add_argument("--members", type=int, default=32)

@@ -18,13 +18,12 @@ import dataclasses
 import json
 import time
 
-import torch
-
 from sims.evaluation import evaluate_ensemble
 from sims.experiments import PROFILE_SETTINGS
 from sims.generators import make_task_pair
 from sims.methods import METHODS, Training, make_members
 from sims.models.architectures import ARCHITECTURES
+from sims.process import configure
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -44,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=V")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    configure(threads=1)
     reference = PROFILE_SETTINGS["reference"]
     config = dataclasses.replace(reference.training_of(args.model), **dict(args.set))
     pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, seed=0)

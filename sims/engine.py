@@ -18,10 +18,7 @@ Two ways to fit:
 from __future__ import annotations
 
 import copy
-import ctypes
-import functools
 import math
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,30 +35,6 @@ from sims.validation import check_choice
 
 SCHEDULES = ("constant", "cosine")
 HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
-_TRIM_THRESHOLD = 2**30  # bytes
-
-
-@functools.cache
-def _reuse_freed_memory() -> None:
-    """Have glibc's malloc keep freed memory for reuse instead of returning it at once.
-
-    Each training step frees its activations (MiBs each) and allocates them again; by
-    default glibc hands such blocks back to the system, and fresh pages cost a page fault
-    per 4 KiB: thousands of faults per step of a 32-member ensemble of score networks, up
-    to a sixth of its time on a CPU. Blocks up to 32 MiB now come from the heap, whose top
-    is given back only beyond 1 GiB free, so the process keeps its peak memory. Nothing
-    happens where malloc is not glibc's.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -118,7 +91,6 @@ class _Stack:
     def __init__(
         self, models: Sequence[TrainedModel], trainable: Callable[[str], bool], device: str
     ):
-        _reuse_freed_memory()
         self.models = models
         self.base, params, self.buffers = stacked_state(models, device)
         self.trainable = {k: v.requires_grad_() for k, v in params.items() if trainable(k)}

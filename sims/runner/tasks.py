@@ -19,6 +19,7 @@ from sims.experiments import Profile
 from sims.generators import make_task_pair
 from sims.methods import METHODS, Fitted, Member, Training, make_members, pretrain
 from sims.models.architectures import ARCHITECTURES
+from sims.process import configure
 from sims.runner.cells import Cell
 from sims.runner.keys import code_version, digest
 from sims.runner.schedule import Unit
@@ -129,7 +130,7 @@ def restored(record: dict, member: Member, training: Training) -> Fitted:
 def pretrain_task(unit: Unit, settings: Settings) -> list[list[dict]]:
     """Source models for every (cell, seeds) of ``unit``, trained as one ensemble (the
     cells share an architecture), as ``stored`` records; one list per cell."""
-    torch.set_num_threads(settings.threads)
+    configure(settings.threads)
     members = _members(unit, PRETRAINING_TARGET_ROWS)
     flat = [m for group in members for m in group]
     fitted = pretrain(flat, settings.training(unit[0][0].model))
@@ -154,7 +155,7 @@ def ensemble_task(
     model's share of the ensemble's training and evaluation time) and, for cells that keep
     samples, ``samples`` (model and truth draws as nested lists).
     """
-    torch.set_num_threads(settings.threads)
+    configure(settings.threads)
     start = time.perf_counter()
     members = _members(unit, with_source=pretrained is None)  # pre-trained: no source needed
     flat = [m for group in members for m in group]
