@@ -99,7 +99,7 @@ def evaluate_ensemble(
         raise ValueError(f"{len(fitted)} models for {len(members)} members: expected one each")
     if not fitted:
         return []
-    if isinstance(fitted[0].model, ScoreModel):
+    if fitted[0].model.evaluation == "score":
         rows = max(sizes.n_score, sizes.n_ode, sizes.n_samples)
     else:
         rows = sizes.n_kl
@@ -142,22 +142,30 @@ def _evaluate_group(
     on_device = {key: target.to(device) for key, target in targets.items()}
     truths = [on_device[id(m.pair)] for m in members]
     group = _Group(StackedModels(models, device), truths, seeds)
-    if isinstance(models[0], ScoreModel):
-        rows = _score_model_rows(group, sizes)
-        if isinstance(models[0], LinearScoreModel):
-            for row, model, member in zip(rows, models, members, strict=True):
-                row |= exact_sampler_kls(model, member, sizes.sampler_steps)
-        return rows
-    z, x, log_p = group.points(sizes.n_kl, 0.0)
-    rows = _divergence_rows(log_p, _by_rows(group.models.log_prob, x, z))
-    if isinstance(models[0], LinearGaussianModel):
+    rows = EVALUATIONS[models[0].evaluation](group, sizes)
+    closed_form = models[0].closed_form
+    if closed_form is not None:
         for row, model, member in zip(rows, models, members, strict=True):
-            p, fit = member.pair.target.params, model.conditional()
-            exact = linear_gaussian_kl(
-                p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
-            )
-            row["kl_exact"] = exact.item()
+            row |= CLOSED_FORMS[closed_form](model, member, sizes)
     return rows
+
+
+def _density_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:
+    """KL, TV and squared Hellinger of each density model over ``sizes.n_kl`` truth
+    samples."""
+    z, x, log_p = group.points(sizes.n_kl, 0.0)
+    return _divergence_rows(log_p, _by_rows(group.models.log_prob, x, z))
+
+
+def _linear_gaussian_kl(
+    model: LinearGaussianModel, member: Member, sizes: EvaluationSizes
+) -> dict[str, float]:
+    """``kl_exact``: the KL from the truth to the linear-Gaussian model, in closed form."""
+    p, fit = member.pair.target.params, model.conditional()
+    exact = linear_gaussian_kl(
+        p["B"] @ p["W"], p["b"], p["Sigma"], fit.coefficients, fit.bias, fit.covariance
+    )
+    return {"kl_exact": exact.item()}
 
 
 def _by_rows(function: Callable, x: Tensor, z: Tensor | None) -> Tensor:
@@ -295,6 +303,16 @@ def exact_sampler_kls(model: LinearScoreModel, member: Member, steps: int) -> di
     } | bound
 
 
+EVALUATIONS = {"density": _density_rows, "score": _score_model_rows}
+CLOSED_FORMS = {
+    "linear_gaussian": _linear_gaussian_kl,
+    "linear_score": lambda model, member, sizes: exact_sampler_kls(
+        model, member, sizes.sampler_steps
+    ),
+}
+"""How each model kind (its ``evaluation``, its ``closed_form``) is evaluated."""
+
+
 def draw_samples(fitted: Fitted, member: Member, n: int) -> dict[str, np.ndarray]:
     """``n`` model samples and ``n`` fresh truth samples of the target, for display.
 
@@ -304,7 +322,7 @@ def draw_samples(fitted: Fitted, member: Member, n: int) -> dict[str, np.ndarray
     truth, model = member.pair.target, fitted.model
     seed = EVALUATION_SEED_OFFSET + member.seed + 3
     z, x = truth.sample(n, seed)
-    if isinstance(model, ScoreModel):
+    if model.evaluation == "score":
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             drawn = reverse_sde_sample(

@@ -31,10 +31,17 @@ class TrainedModel(nn.Module):
     z (N, d_z) or ``None``, with weight (N,) 0 on padding rows; ``noise`` (N,
     ``noise_features``) is standard normal noise the engine draws from the member's own
     stream, for losses that need randomness.
+
+    Each kind declares how it is evaluated against the truth (``sims.evaluation``):
+    ``evaluation`` is ``density`` (its log-density) or ``score`` (its score, the ODE
+    likelihood, reverse-SDE samples), and ``closed_form`` names the errors it has in closed
+    form beyond those (``None``: none).
     """
 
     embedding: nn.Module
     noise_features: int = 0
+    evaluation: str = "density"
+    closed_form: str | None = None
 
     def as_input(self, tensor: Tensor | None) -> Tensor | None:
         """``tensor`` on the model's device and in its dtype (``None`` stays ``None``)."""

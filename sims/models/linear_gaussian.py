@@ -59,6 +59,8 @@ class LinearGaussianModel(DensityModel):
         embedding: a linear module z -> W z; a fresh bias-free ``nn.Linear`` when ``None``.
     """
 
+    closed_form = "linear_gaussian"
+
     def __init__(self, d_x: int, d_z: int, d_h: int, embedding: nn.Module | None = None):
         super().__init__()
         add_linear_gaussian_parameters(self, d_x, d_z, d_h, embedding)

@@ -43,6 +43,8 @@ def _times(tau: float | Tensor, rows: int, like: Tensor) -> Tensor:
 class ScoreModel(TrainedModel):
     """Shared by the score models: the noise prediction, the score and the DSM loss."""
 
+    evaluation = "score"
+
     def __init__(self, d_x: int, sde: VPSDE, tau0: float):
         super().__init__()
         self.sde, self.tau0 = sde, tau0
@@ -155,6 +157,8 @@ class LinearScoreModel(ScoreModel):
     the rows needs only their second moment R = mean(r r^T), as mean |M r|^2 = tr(M R M^T),
     so that memory grows with the rows, not with rows times nodes.
     """
+
+    closed_form = "linear_score"
 
     def __init__(
         self,
