@@ -27,12 +27,7 @@ import torch
 from sims.data import Dataset
 from sims.engine import MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import TaskPair
-from sims.models.architectures import (
-    FlowArchitecture,
-    LinearGaussianArchitecture,
-    LinearScoreArchitecture,
-    ScoreArchitecture,
-)
+from sims.models.architectures import Architecture
 from sims.models.base import TrainedModel, is_embedding_parameter
 from sims.models.precision import resolve
 
@@ -74,9 +69,7 @@ class Training:
     """How to train: the architecture, the minibatch settings, the device, and the precision
     of the networks' products in minibatch training steps (``sims.models.precision``)."""
 
-    architecture: (
-        FlowArchitecture | LinearGaussianArchitecture | LinearScoreArchitecture | ScoreArchitecture
-    )
+    architecture: Architecture
     config: MinibatchConfig = field(default_factory=MinibatchConfig)
     device: str = "cpu"
     precision: str = "float32"

@@ -4,6 +4,7 @@ same way for every method (only what is trained, and on what, differs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from torch import nn
 
@@ -26,7 +27,30 @@ from sims.models.scores import (
 )
 
 
-def check_family(architecture, pair: TaskPair) -> None:
+class Architecture(Protocol):
+    """What a model kind gives the methods and the runner.
+
+    Attributes:
+        name: the ``model`` column of a results row.
+        families: the families it has a model for.
+        full_batch: fitted by full-batch L-BFGS to convergence (else Adam on minibatches).
+    """
+
+    name: ClassVar[str]
+    families: ClassVar[tuple[str, ...]]
+    full_batch: ClassVar[bool]
+
+    def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
+        """A fresh model for ``pair``, standardised on ``data``, over ``embedding`` where
+        given (else a fresh embedding part)."""
+        ...
+
+    def true_embedding(self, pair: TaskPair) -> nn.Module:
+        """The truth's embedding as a frozen module, which ``oracle`` trains a head over."""
+        ...
+
+
+def check_family(architecture: Architecture, pair: TaskPair) -> None:
     """Raise ``ValueError`` unless ``architecture`` has a model for the family of ``pair``."""
     if pair.family not in architecture.families:
         raise ValueError(
@@ -159,7 +183,7 @@ class ScoreArchitecture:
         return true_embedding(pair)
 
 
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         FlowArchitecture(),
