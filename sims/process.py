@@ -21,7 +21,7 @@ def reuse_freed_memory() -> None:
     Each training step frees its activations (MiBs each) and allocates them again; by
     default glibc hands such blocks back to the system, and fresh pages cost a page fault
     per 4 KiB: thousands of faults per step of a 32-member ensemble of score networks, up
-    to a sixth of its time on a CPU. Blocks up to 32 MiB now come from the heap, whose top
+    to a sixth of its time on a CPU. With this, blocks up to 32 MiB come from the heap, whose top
     is given back only beyond 1 GiB free, so the process keeps its peak memory. Nothing
     happens where malloc is not glibc's.
     """
