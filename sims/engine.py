@@ -68,6 +68,11 @@ class MinibatchConfig:
 
     def __post_init__(self):
         check_choice("schedule", self.schedule, SCHEDULES)
+        if not 0 < self.held_out_fraction < 1:
+            raise ValueError(
+                f"held_out_fraction={self.held_out_fraction} is not allowed: expected a share "
+                "in (0, 1)"
+            )
 
     def step_size(self, step: int) -> float:
         """The step size of optimiser step ``step`` (counted from 0)."""

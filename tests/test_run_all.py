@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sims.experiments import EXPERIMENTS
-from sims.runner.cli import main
+from sims.runner.cli import _plan, build_parser, main
 from sims.runner.tasks import local_device
 from sims.schema import CONTRACT_COLUMNS
 
@@ -255,6 +255,15 @@ BAD_INPUT = [
     (["--backend", "dask"], "needs --scheduler"),
     (["--only", "floor"], "experiment 'floor' does not run in profile 'quick'"),
     (
+        ["--only", "unconditional", "--set", "d_z=4"],
+        "--set d_z is used by no experiment run: their families (shared_latent, "
+        "shared_subspace) take no d_z",
+    ),
+    (["--set", "max_steps=10,20"], "--set max_steps takes one value, not 2"),
+    (["--set", "max_steps=ten"], "--set max_steps=ten is not allowed: expected a positive int"),
+    (["--set", "schedule=linear"], "schedule='linear' is not allowed"),
+    (["--set", "held_out_fraction=2"], "expected a share in (0, 1)"),
+    (
         ["--only", "unconditional", "--set", "model=linear_score"],
         "family='shared_subspace' is not allowed with model='linear_score'",
     ),
@@ -269,6 +278,30 @@ def test_bad_input_exits_2_with_one_line(arguments, message, capsys, tmp_path):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error, error
     assert not (tmp_path / "results").exists()
+
+
+def test_an_out_that_cannot_be_written_exits_2_before_any_work(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "calibration", "--out", str(tmp_path / "file" / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot be written" in error, error
+
+
+def test_training_settings_from_the_command_line_reach_the_training(tmp_path):
+    run_all(*SUBSET, "--set", "max_steps=14", "--set", "eval_every=7", "--out", str(tmp_path))
+    steps = pd.read_csv(tmp_path / "results" / "results.csv").best_step
+    assert steps.isin([0, 7, 14]).all() and (steps > 0).any()  # the profile checks every 10
+
+
+def test_a_set_key_some_experiments_take_is_applied_to_them_and_said(capsys, tmp_path):
+    arguments = ["--profile", "smoke", "--only", "unconditional,dimension", "--set", "d_z=4"]
+    plan, _ = _plan(build_parser(tmp_path).parse_args(arguments), None)
+    assert {dict(c.knobs)["d_z"] for c in plan.cells["dimension"]} == {4}
+    assert capsys.readouterr().out.strip() == (
+        "--set d_z applies to all but unconditional, which take no d_z"
+    )
 
 
 def test_bad_input_from_a_shell_has_no_traceback():

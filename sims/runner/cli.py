@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +17,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
+from sims.engine import MinibatchConfig
+from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, Profile, get_experiment
 from sims.models.precision import PRECISIONS, resolve
 from sims.report import write_experiment, write_outputs
-from sims.runner.cells import expand, grid_keys, parse_override
+from sims.runner.cells import CELL_KEYS, expand, grid_keys, parse_override
 from sims.runner.run import Backend, Plan, assemble, execute
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, local_device
@@ -39,6 +42,9 @@ A killed run resumes where it stopped: rerun the same command. Finished rows are
 OUT/results/cache/, keyed by everything that makes them (settings, architecture, precision,
 code); --no-cache recomputes them.
 """
+
+
+TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(MinibatchConfig))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,7 +89,8 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="override a grid key for the experiments run (repeatable), e.g. "
-        "n_target=100,1000 or family=mixture; keys: " + ", ".join(grid_keys()),
+        "n_target=100,1000 or family=mixture; keys: " + ", ".join(grid_keys()) + "; or a "
+        "training setting, one value: " + ", ".join(TRAINING_KEYS),
     )
     parser.add_argument("--seeds", type=_positive_int, metavar="N", help="replicates per cell")
     parser.add_argument(
@@ -122,17 +129,84 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
     return parser
 
 
-def _plan(args, parser) -> Plan:
+def _training_overrides(overrides: dict[str, tuple], parser) -> dict[str, object]:
+    """The ``--set`` keys that are training settings (``MinibatchConfig``'s fields), one
+    value each; removed from ``overrides``."""
+    found = {}
+    for key in [k for k in overrides if k in TRAINING_KEYS]:
+        values = overrides.pop(key)
+        if len(values) != 1:
+            parser.error(f"--set {key} takes one value, not {len(values)}")
+        value, default = values[0], getattr(MinibatchConfig(), key)
+        if isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        if type(value) is not type(default) or (not isinstance(value, str) and value <= 0):
+            parser.error(
+                f"--set {key}={values[0]} is not allowed: expected a positive "
+                f"{type(default).__name__}"
+            )
+        found[key] = value
+    return found
+
+
+def _profile(args, training: dict[str, object], parser) -> Profile:
+    """The chosen profile with the training settings of ``--set``; a step size set there is
+    every model's."""
+    profile = PROFILE_SETTINGS[args.profile]
+    if not training:
+        return profile
+    try:
+        config = dataclasses.replace(profile.training, **training)
+    except (TypeError, ValueError) as error:
+        parser.error(f"--set {', '.join(training)}: {error}")
+    rates = () if "learning_rate" in training else profile.learning_rates
+    return dataclasses.replace(profile, training=config, learning_rates=rates)
+
+
+def _unused(overrides: dict[str, tuple], cells: dict[str, list]) -> dict[str, list[str]]:
+    """For each ``--set`` family knob, the experiments none of whose cells take it."""
+    unused = {}
+    for key in overrides:
+        if key in CELL_KEYS:
+            continue
+        unused[key] = [
+            name for name, found in cells.items() if not any(key in dict(c.knobs) for c in found)
+        ]
+    return unused
+
+
+def _plan(args, parser) -> tuple[Plan, dict[str, object]]:
+    """The run's plan, and the training settings ``--set`` gives."""
     everything = [e.name for e in EXPERIMENTS if args.profile in e.seeds]
     names = args.only.split(",") if args.only else everything
     try:
         experiments = [get_experiment(name.strip()) for name in names]
         overrides = dict(parse_override(text) for text in args.set)
+        training = _training_overrides(overrides, parser)
         cells = {e.name: expand(e, args.profile, overrides) for e in experiments}
     except ValueError as error:
         parser.error(str(error))
+    for key, names_without in _unused(overrides, cells).items():
+        if len(names_without) == len(cells):
+            families = sorted({c.family for found in cells.values() for c in found})
+            parser.error(
+                f"--set {key} is used by no experiment run: their families "
+                f"({', '.join(families)}) take no {key}"
+            )
+        if names_without:
+            print(f"--set {key} applies to all but {', '.join(names_without)}, which take no {key}")
     seeds = {e.name: list(range(args.seeds or e.seeds[args.profile])) for e in experiments}
-    return Plan(cells, seeds)
+    return Plan(cells, seeds), training
+
+
+def _check_out(out: Path, parser) -> None:
+    """Exit 2 unless ``out`` can be created and written, before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        parser.error(f"--out {out} cannot be written: {error.strerror or error}")
 
 
 def _check_backend(args, parser) -> Backend:
@@ -178,11 +252,13 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
             profiles = "" if len(e.seeds) == len(PROFILES) else f" [{', '.join(e.seeds)} only]"
             print(f"{e.name:18} {e.description}{profiles}")
         return 0
-    plan = _plan(args, parser)
+    plan, training = _plan(args, parser)
+    profile = _profile(args, training, parser)
     backend = _check_backend(args, parser)
+    _check_out(args.out, parser)
     threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
     precision = resolve(args.precision, local_device(args.device))
-    settings = Settings(PROFILE_SETTINGS[args.profile], args.device, threads, precision)
+    settings = Settings(profile, args.device, threads, precision)
     store = Store(args.out / "results" / "cache")
     started = time.perf_counter()
     cells = sum(len(c) for c in plan.cells.values())
