@@ -19,7 +19,7 @@ from sims.methods import METHODS
 from sims.report.tables import summarise
 from theory.fitting import fitted_constant, inverse_n_fit
 from theory.parametric import k_oracle, k_scratch, kappa
-from theory.rows import in_experiment, truth_knobs
+from theory.rows import KNOBS, in_experiment, truth_knobs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -70,16 +70,62 @@ def _sample_size_axis(axes, values, x: str) -> None:
     axes.set_xlabel(LABELS.get(x, x))
 
 
+PANEL_KEYS = ("truth_seed", "similarity", *KNOBS)  # beside model and family
+
+
+def _panels(frame: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) of each panel: one per model, family and value of every other key
+    (a knob, the truth's seed, the similarity) that varies within their rows, so that no
+    panel averages rows of different truths; x and n_s vary along a panel. Rows of methods
+    that do not take a key (no similarity without a source) are in every panel of it."""
+    panels = []
+    for (model, family), group in frame.groupby(["model", "family"]):
+        keys = [k for k in PANEL_KEYS if k in group and k != x and group[k].dropna().nunique() > 1]
+        title = f"{model} on {family}"
+        if not keys:
+            panels.append((title, group))
+            continue
+        for values in group[keys].dropna().drop_duplicates().sort_values(keys).itertuples(False):
+            inside = np.logical_and.reduce(
+                [(group[k] == v) | group[k].isna() for k, v in zip(keys, values, strict=True)]
+            )
+            named = ", ".join(f"{k}={_value(v)}" for k, v in zip(keys, values, strict=True))
+            panels.append((f"{title}\n{named}", group[inside]))
+    return panels
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+
+
+def _error_axis(axes, rows: pd.DataFrame, x: str) -> None:
+    """A log axis for the errors, or a symlog one where a mean over seeds is not positive
+    (a Monte Carlo KL near 0 can be), so that no point is dropped."""
+    means = rows.groupby(["method", x, "n_source"], dropna=False).kl.mean()
+    if (means > 0).all():
+        axes.set_yscale("log")
+        return
+    smallest = means[means > 0].min() if (means > 0).any() else 1e-3
+    axes.set_yscale("symlog", linthresh=float(smallest))
+    axes.annotate(
+        "symlog axis: a mean is ≤ 0",
+        (0.02, 0.02),
+        xycoords="axes fraction",
+        fontsize="x-small",
+    )
+
+
 def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> plt.Figure:
-    """Error (KL) against the experiment's x, one panel per (model, family), one line per
-    method (per method and n_s where n_s varies too), with each candidate slope drawn dashed
-    through its method's points and each measured floor dash-dotted."""
+    """Error (KL) against the experiment's x, one panel per model, family and value of any
+    other varying key (``_panels``), one line per method (per method and n_s where n_s varies
+    too), with each candidate slope drawn dashed through its method's points and each
+    measured floor dash-dotted."""
     x = experiment.x
-    panels = sorted(frame.groupby(["model", "family"]).groups)
+    panels = _panels(frame, x)
     width = 4.6 * len(panels) + LEGEND_WIDTH
-    figure, axes_row = plt.subplots(1, len(panels), figsize=(width, 4.4), squeeze=False)
-    for axes, (model, family) in zip(axes_row[0], panels, strict=True):
-        rows = frame[(frame.model == model) & (frame.family == family)]
+    figure, axes_row = plt.subplots(1, len(panels), figsize=(width, 4.6), squeeze=False)
+    for axes, (title, rows) in zip(axes_row[0], panels, strict=True):
+        model, family = rows.model.iloc[0], rows.family.iloc[0]
         for method in [m for m in METHODS if m in set(rows.method)]:
             by_method = rows[rows.method == method]
             table = summarise(by_method, [x], "kl") if by_method[x].notna().all() else None
@@ -97,8 +143,8 @@ def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> 
             axes.set_xlabel(LABELS[x])
         else:
             _sample_size_axis(axes, rows[x].dropna(), x)
-        axes.set_yscale("log")
-        axes.set_title(f"{model} on {family}", fontsize="medium")
+        _error_axis(axes, rows, x)
+        axes.set_title(title, fontsize="medium")
     axes_row[0][0].set_ylabel("KL from the truth (nats)")
     _shared_legend(figure, axes_row[0])
     figure.suptitle(_caption(experiment, frame), fontsize="medium")

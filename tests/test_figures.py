@@ -1,0 +1,71 @@
+"""Figures that never mix rows of different truths and never drop a point."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from sims.experiments import get_experiment
+from sims.report.figures import rates
+
+
+def rows(d_x: int, level: float, seeds: int = 3) -> pd.DataFrame:
+    """Scratch rows of one shared_latent truth of dimension ``d_x``, KL about ``level``."""
+    return pd.DataFrame(
+        {
+            "experiment": "unconditional",
+            "model": "diffusion",
+            "method": "scratch",
+            "family": "shared_latent",
+            "n_source": np.nan,
+            "n_target": n,
+            "d_x": d_x,
+            "similarity": np.nan,
+            "truth_seed": 0,
+            "seed": seed,
+            "kl": level / n + 1e-3 * seed,
+            "status": "ok",
+        }
+        for n in (60, 120, 240)
+        for seed in range(seeds)
+    )
+
+
+def panels(figure) -> dict[str, list[float]]:
+    """Each panel's title and the means its line draws."""
+    found = {}
+    for axes in figure.axes:
+        if axes.get_title():
+            (line,) = [line for line in axes.get_lines() if line.get_marker() == "o"]
+            found[axes.get_title()] = list(line.get_ydata())
+    return found
+
+
+def test_rows_of_two_dimensions_are_drawn_apart():
+    frame = pd.concat([rows(2, 10.0), rows(8, 300.0)])
+    drawn = panels(rates(get_experiment("unconditional"), frame, pd.DataFrame()))
+    plt.close("all")
+    assert sorted(drawn) == [
+        "diffusion on shared_latent\nd_x=2",
+        "diffusion on shared_latent\nd_x=8",
+    ]
+    expected = {
+        d_x: [level / n + 1e-3 for n in (60, 120, 240)] for d_x, level in ((2, 10), (8, 300))
+    }
+    np.testing.assert_allclose(drawn["diffusion on shared_latent\nd_x=2"], expected[2])
+    np.testing.assert_allclose(drawn["diffusion on shared_latent\nd_x=8"], expected[8])
+
+
+def test_a_mean_a_log_axis_cannot_show_switches_it_to_symlog():
+    frame = rows(2, 10.0)
+    frame.loc[frame.n_target == 240, "kl"] = -0.003
+    figure = rates(get_experiment("unconditional"), frame, pd.DataFrame())
+    (axes,) = [a for a in figure.axes if a.get_title()]
+    assert axes.get_yscale() == "symlog"
+    assert min(panels(figure).popitem()[1]) == pytest.approx(-0.003)
+    plt.close(figure)
+    positive = rates(get_experiment("unconditional"), rows(2, 10.0), pd.DataFrame())
+    assert [a.get_yscale() for a in positive.axes if a.get_title()] == ["log"]
+    plt.close(positive)
