@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sims.experiments import get_experiment
+from sims.report.document import contents
 from sims.report.figures import rates
 
 
@@ -69,3 +70,12 @@ def test_a_mean_a_log_axis_cannot_show_switches_it_to_symlog():
     positive = rates(get_experiment("unconditional"), rows(2, 10.0), pd.DataFrame())
     assert [a.get_yscale() for a in positive.axes if a.get_title()] == ["log"]
     plt.close(positive)
+
+
+def test_the_report_names_what_an_experiments_rows_hold():
+    frame = pd.concat([rows(2, 10.0), rows(8, 300.0)])
+    assert contents(frame) == (
+        "Rows of this run: models diffusion; methods scratch; families shared_latent; "
+        "d_x 2, 8; n_t 60, 120, 240; 3 seed(s)."
+    )
+    assert contents(frame.iloc[:0]) == "This run has no rows of it."

@@ -65,6 +65,35 @@ def _section(title: str, lead: str, table: pd.DataFrame) -> list[str]:
     return [f"## {title}", "", *body, ""]
 
 
+def _listed(values) -> str:
+    """Distinct values in order: names all, numbers as ``%g`` (more than 3 as first … last)."""
+    found = sorted(set(values))
+    if found and not isinstance(found[0], str):
+        words = [f"{v:g}" for v in found]
+        return f"{words[0]} … {words[-1]}" if len(words) > 3 else ", ".join(words)
+    return ", ".join(found)
+
+
+def contents(rows: pd.DataFrame) -> str:
+    """What an experiment's rows hold, in one sentence: models, methods, families with
+    their dimensions, sample sizes and seeds."""
+    if rows.empty:
+        return "This run has no rows of it."
+    parts = [
+        f"models {_listed(rows.model)}",
+        f"methods {_listed(rows.method)}",
+        f"families {_listed(rows.family)}",
+    ]
+    for column, name in (("d_x", "d_x"), ("d_z", "d_z"), ("d_h", "d_h")):
+        if column in rows and rows[column].notna().any():
+            parts.append(f"{name} {_listed(rows[column].dropna().astype(int))}")
+    parts.append(f"n_t {_listed(rows.n_target.astype(int))}")
+    if rows.n_source.notna().any():
+        parts.append(f"n_s {_listed(rows.n_source.dropna().astype(int))}")
+    parts.append(f"{rows.seed.nunique()} seed(s)")
+    return "Rows of this run: " + "; ".join(parts) + "."
+
+
 def write_report(
     path: Path,
     experiments: list[Experiment],
@@ -91,7 +120,8 @@ def write_report(
         "",
     ]
     for experiment in experiments:
-        lines += [f"## {experiment.name}", "", experiment.description, ""]
+        rows = frame[frame.experiment == experiment.name]
+        lines += [f"## {experiment.name}", "", experiment.description, "", contents(rows), ""]
         figure = figures.get(experiment.name)
         if isinstance(figure, str):
             lines += [figure, ""]
