@@ -1,18 +1,27 @@
-"""Shared settings for the tests: small dimensions for every family, float64 by default."""
+"""Shared settings for the tests: small dimensions for every registered family."""
 
 import pytest
 
-from sims.generators import families, make_task_pair
+from sims.generators import families, family_knobs, family_structure, make_task_pair
 
-# Small dimensions per family (and few Fourier features per map), so that quadrature over x
-# runs in a blink: it evaluates the maps at every grid point.
-SMALL_DIMS = {
-    "linear_gaussian": {"d_x": 2, "d_z": 3, "d_h": 1},
-    "gaussian_smooth": {"d_x": 2, "d_z": 3, "d_h": 2, "n_features": 32},
-    "mixture": {"d_x": 2, "d_z": 3, "d_h": 2, "n_features": 32},
-    "shared_latent": {"d_x": 2},
-    "shared_subspace": {"d_x": 2, "d_h": 1},
+# Small dimensions by declared structure (and few Fourier features per map, where a family
+# has them), so that quadrature over x runs in a blink: it evaluates the maps at every point.
+STRUCTURE_DIMS = {
+    "embedding": {"d_x": 2, "d_z": 3, "d_h": 2},
+    "subspace": {"d_x": 2, "d_h": 1},
+    "latent": {"d_x": 2},
 }
+
+
+def small_dims(family: str) -> dict[str, int]:
+    """Small knobs for any registered family, from its declared structure."""
+    dims = dict(STRUCTURE_DIMS[family_structure(family)])
+    if "n_features" in family_knobs(family):
+        dims["n_features"] = 32
+    return dims
+
+
+SMALL_DIMS = {family: small_dims(family) for family in families()}
 
 
 @pytest.fixture(params=families())

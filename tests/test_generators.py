@@ -1,6 +1,8 @@
 """The ground-truth families: exact densities, scores and samplers, and their knobs."""
 
+import dataclasses
 import math
+import re
 from functools import partial
 
 import numpy as np
@@ -10,14 +12,59 @@ from conftest import SMALL_DIMS, small_pair
 from scipy import special
 from scipy.stats import kstest
 
-from sims.generators import families, make_task_pair
+from sims.generators import (
+    STRUCTURES,
+    families,
+    family_knobs,
+    family_params,
+    family_structure,
+    make_task_pair,
+    register_family,
+    registry,
+)
 from sims.generators.fourier import FourierSeries
 
 TAUS = [0.0, 0.05, 0.5]
 
 
-def test_every_family_has_small_dims():
-    assert sorted(SMALL_DIMS) == families()
+def test_every_family_declares_a_structure_whose_knobs_it_takes():
+    for family in families():
+        structure = STRUCTURES[family_structure(family)]
+        assert set(structure.knobs) <= set(family_knobs(family))
+        pair = make_task_pair(family, **SMALL_DIMS[family])
+        assert set(family_params(family)) <= set(pair.target.params)
+
+
+@pytest.mark.parametrize(
+    ("structure", "signature", "message"),
+    [
+        ("embedding", "*, d_x=2, d_h=1", "families of structure embedding take the knob(s) d_z"),
+        ("tree", "*, d_x=2", "structure='tree' is not allowed"),
+        ("latent", "*, d_x", "knob(s) d_x need a default"),
+    ],
+)
+def test_a_declaration_that_misses_something_is_refused_in_one_line(
+    structure, signature, message, monkeypatch
+):
+    monkeypatch.setattr(registry, "FAMILIES", dict(registry.FAMILIES))
+    namespace = {}
+    exec(f"def broken({signature}):\n    pass", namespace)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        register_family(structure=structure)(namespace["broken"])
+    assert "broken" not in families()
+
+
+def test_a_family_whose_tasks_lack_their_declared_params_is_refused(monkeypatch):
+    monkeypatch.setattr(registry, "FAMILIES", dict(registry.FAMILIES))
+    builder = registry.FAMILIES["shared_latent"].builder
+
+    def latent_without_a(*, d_x: int = 2):
+        target, source = builder(d_x=d_x)
+        return dataclasses.replace(target, params={}), source
+
+    register_family(structure="latent")(latent_without_a)
+    with pytest.raises(ValueError, match="its tasks lack the params A, b"):
+        make_task_pair("latent_without_a")
 
 
 def tasks_of(pair):

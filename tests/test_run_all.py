@@ -265,7 +265,7 @@ BAD_INPUT = [
     (["--set", "held_out_fraction=2"], "expected a share in (0, 1)"),
     (
         ["--only", "unconditional", "--set", "model=linear_score"],
-        "family='shared_subspace' is not allowed with model='linear_score'",
+        "family='shared_subspace' has no linear_score model",
     ),
 ]
 
@@ -330,3 +330,41 @@ def test_a_figure_without_the_rows_it_compares_is_named_in_the_report(tmp_path):
     assert "No figure: the crossover figure compares transfer with scratch" in report
     assert not (tmp_path / "figures" / "crossover.png").exists()
     assert len(pd.read_csv(tmp_path / "results" / "results.csv")) > 0
+
+
+PLUGIN = ROOT / "tests" / "plugins" / "two_modes.py"
+
+
+def test_a_family_from_one_file_outside_the_package_runs_through_run_all(tmp_path):
+    run_all(
+        "--plugin",
+        str(PLUGIN),
+        "--profile",
+        "smoke",
+        "--only",
+        "unconditional",
+        "--set",
+        "family=two_modes",
+        "--set",
+        "d_x=2",
+        "--set",
+        "method=scratch,transfer",
+        "--out",
+        str(tmp_path),
+    )
+    frame = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert set(frame.family) == {"two_modes"} and (frame.status == "ok").all()
+    assert set(zip(frame.model, frame.method, strict=True)) == {
+        (model, method) for model in ("flow", "diffusion") for method in ("scratch", "transfer")
+    }
+    assert (tmp_path / "figures" / "unconditional.png").stat().st_size > 0
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "## unconditional" in report and "families two_modes" in report
+
+
+def test_a_plugin_that_cannot_be_loaded_exits_2_with_one_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--plugin", str(tmp_path / "missing.py"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot be loaded" in error, error

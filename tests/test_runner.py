@@ -14,7 +14,7 @@ from conftest import SMALL_DIMS
 
 import sims
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
-from sims.generators import families, make_task_pair
+from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import make_members, pretrain
 from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
@@ -25,7 +25,7 @@ from sims.runner.store import Store
 from sims.runner.tasks import Settings, restored, stored
 
 
-@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("family", [f for f in families() if "similarity" in family_knobs(f)])
 def test_similarity_changes_only_the_source(family):
     """Why cells of source-free methods drop ``similarity``: the target is the same."""
     near = make_task_pair(family, similarity=0.0, seed=3, **SMALL_DIMS[family])

@@ -66,8 +66,9 @@ def in_experiment(frame: pd.DataFrame, name: str) -> pd.Series:
 def truth_knobs(rows: pd.DataFrame) -> dict:
     """The family knobs of rows that share one truth (unset columns take the defaults)."""
     first = rows.iloc[0]
-    knobs = {"seed": int(first.truth_seed)}
-    for name, default in family_knobs(first.family).items():
+    family = family_knobs(first.family)
+    knobs = {"seed": int(first.truth_seed)} if "seed" in family else {}
+    for name, default in family.items():
         if name != "seed" and name in rows and pd.notna(first[name]):
             knobs[name] = type(default)(first[name])
     return knobs

@@ -89,7 +89,8 @@ def _truths(rows: pd.DataFrame):
         label = ""
         if len(groups) > 1:
             shown = ", ".join(f"{k}={knobs[k]}" for k in ("d_x", "d_z", "d_h") if k in knobs)
-            label = f" ({shown}, truth {knobs['seed']})"
+            seed = f", truth {knobs['seed']}" if "seed" in knobs else ""
+            label = f" ({shown}{seed})"
         yield label, group
 
 

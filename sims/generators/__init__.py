@@ -6,16 +6,24 @@ z, x = pair.target.sample(1000, seed=1)
 pair.target.log_prob(x, z, tau=0.1), pair.target.score(x, z, tau=0.1)
 """
 
-from sims.generators import (  # noqa: F401  (importing a family registers it)
-    gaussian_smooth,
-    linear_gaussian,
-    mixture,
-    shared_latent,
-    shared_subspace,
-)
+import importlib
+import pkgutil
+
 from sims.generators.gaussian_mixture import GaussianMixture
-from sims.generators.registry import families, family_knobs, make_task_pair, register_family
+from sims.generators.registry import (
+    STRUCTURES,
+    families,
+    family_knobs,
+    family_params,
+    family_structure,
+    load_plugin,
+    make_task_pair,
+    register_family,
+)
 from sims.generators.tasks import ConditionalTask, Task, TaskPair, UnconditionalTask
+
+for _module in pkgutil.iter_modules(__path__):  # importing a family's module registers it
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "ConditionalTask",
@@ -23,8 +31,12 @@ __all__ = [
     "Task",
     "TaskPair",
     "UnconditionalTask",
+    "STRUCTURES",
     "families",
     "family_knobs",
+    "family_params",
+    "family_structure",
+    "load_plugin",
     "make_task_pair",
     "register_family",
 ]

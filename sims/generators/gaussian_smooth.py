@@ -12,7 +12,7 @@ from sims.generators.tasks import ConditionalTask
 from sims.validation import check_positive, check_positive_int
 
 
-@register_family
+@register_family(structure="embedding")
 def gaussian_smooth(
     *,
     d_x: int = 2,

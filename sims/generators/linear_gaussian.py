@@ -14,7 +14,7 @@ from sims.generators.tasks import ConditionalTask
 from sims.validation import check_positive
 
 
-@register_family
+@register_family(structure="embedding", params=("W", "B", "b", "Sigma"))
 def linear_gaussian(
     *,
     d_x: int = 2,

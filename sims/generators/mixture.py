@@ -13,7 +13,7 @@ from sims.generators.tasks import ConditionalTask
 from sims.validation import check_positive, check_positive_int
 
 
-@register_family
+@register_family(structure="embedding")
 def mixture(
     *,
     d_x: int = 2,

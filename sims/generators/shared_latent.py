@@ -13,7 +13,7 @@ from sims.generators.tasks import UnconditionalTask
 from sims.validation import check_positive, check_positive_int
 
 
-@register_family
+@register_family(structure="latent")
 def shared_latent(
     *,
     d_x: int = 2,

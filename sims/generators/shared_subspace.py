@@ -12,7 +12,7 @@ from sims.generators.tasks import UnconditionalTask
 from sims.validation import check_positive, check_positive_int
 
 
-@register_family
+@register_family(structure="subspace")
 def shared_subspace(
     *,
     d_x: int = 8,

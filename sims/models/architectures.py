@@ -9,7 +9,7 @@ from typing import ClassVar, Protocol
 from torch import nn
 
 from sims.data import Dataset
-from sims.generators import GaussianMixture, TaskPair
+from sims.generators import GaussianMixture, TaskPair, family_params, family_structure
 from sims.models.base import DensityModel, FixedEmbedding, Standardiser, TrainedModel
 from sims.models.flows import (
     ConditionalFlow,
@@ -32,12 +32,14 @@ class Architecture(Protocol):
 
     Attributes:
         name: the ``model`` column of a results row.
-        families: the families it has a model for.
+        structures: the family structures it builds models for (``sims.generators``).
+        params: the ``params`` a family's tasks must carry for its models.
         full_batch: fitted by full-batch L-BFGS to convergence (else Adam on minibatches).
     """
 
     name: ClassVar[str]
-    families: ClassVar[tuple[str, ...]]
+    structures: ClassVar[tuple[str, ...]]
+    params: ClassVar[tuple[str, ...]]
     full_batch: ClassVar[bool]
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
@@ -50,22 +52,32 @@ class Architecture(Protocol):
         ...
 
 
-def check_family(architecture: Architecture, pair: TaskPair) -> None:
-    """Raise ``ValueError`` unless ``architecture`` has a model for the family of ``pair``."""
-    if pair.family not in architecture.families:
+def supports(architecture: Architecture, family: str) -> bool:
+    """Whether ``architecture`` has a model for ``family``: for its declared structure, with
+    the params the model needs."""
+    params = set(family_params(family))
+    return family_structure(family) in architecture.structures and params >= set(
+        architecture.params
+    )
+
+
+def check_family(architecture: Architecture, family: str) -> None:
+    """Raise ``ValueError`` unless ``architecture`` has a model for ``family``."""
+    if not supports(architecture, family):
+        needs = f" with params {', '.join(architecture.params)}" if architecture.params else ""
         raise ValueError(
-            f"family={pair.family!r} has no {architecture.name} model: expected one of "
-            f"{list(architecture.families)}"
+            f"family={family!r} has no {architecture.name} model: it builds models for "
+            f"families of structure {', '.join(architecture.structures)}{needs}"
         )
 
 
 def true_embedding(pair: TaskPair) -> nn.Module:
-    """The target's true embedding part, as a module without parameters: h for conditional
-    families, the frame U of ``shared_subspace``, the latent law of ``shared_latent``."""
-    target = pair.target
-    if target.d_z is not None:
+    """The target's true embedding part, as a module without parameters, by the family's
+    structure: h (``embedding``), the frame U (``subspace``), the latent law (``latent``)."""
+    target, structure = pair.target, family_structure(pair.family)
+    if structure == "embedding":
         return FixedEmbedding(target.embedding)
-    if pair.family == "shared_subspace":
+    if structure == "subspace":
         return FixedFrame(target.params["U"])
     names = ("latent_log_weights", "latent_means", "latent_covariances")
     return FixedLatent(GaussianMixture(*(target.params[n] for n in names)))
@@ -85,17 +97,19 @@ class FlowArchitecture:
     bins: int = 8
     full_batch = False
     name = "flow"
-    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_latent", "shared_subspace")
+    structures = ("embedding", "subspace", "latent")
+    params = ()
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
         """A fresh model for ``pair``, standardised on ``data``; ``embedding`` if given."""
-        check_family(self, pair)
+        check_family(self, pair.family)
         c = pair.config
         sizes = {"hidden": self.hidden, "transforms": self.transforms, "bins": self.bins}
-        if pair.target.d_z is not None:
+        structure = family_structure(pair.family)
+        if structure == "embedding":
             standardiser = Standardiser.per_coordinate(data.x.float())
             return ConditionalFlow(c["d_x"], c["d_z"], c["d_h"], standardiser, embedding, **sizes)
-        if pair.family == "shared_subspace":
+        if structure == "subspace":
             standardiser = Standardiser.isotropic(data.x.float())
             return SubspaceFlow(
                 c["d_x"], c["d_h"], standardiser, data.x.float(), embedding, **sizes
@@ -113,10 +127,11 @@ class LinearGaussianArchitecture:
 
     full_batch = True
     name = "linear_gaussian"
-    families = ("linear_gaussian",)
+    structures = ("embedding",)
+    params = ("W", "B", "b", "Sigma")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> DensityModel:
-        check_family(self, pair)
+        check_family(self, pair.family)
         c = pair.config
         return LinearGaussianModel(c["d_x"], c["d_z"], c["d_h"], embedding)
 
@@ -133,10 +148,11 @@ class LinearScoreArchitecture:
     tau0: float = 1e-3
     full_batch = True
     name = "linear_score"
-    families = ("linear_gaussian",)
+    structures = ("embedding",)
+    params = ("W", "B", "b", "Sigma")
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
-        check_family(self, pair)
+        check_family(self, pair.family)
         c = pair.config
         return LinearScoreModel(c["d_x"], c["d_z"], c["d_h"], embedding, pair.target.sde, self.tau0)
 
@@ -161,17 +177,19 @@ class ScoreArchitecture:
     tau0: float = 1e-3
     full_batch = False
     name = "diffusion"
-    families = ("gaussian_smooth", "linear_gaussian", "mixture", "shared_latent", "shared_subspace")
+    structures = ("embedding", "subspace", "latent")
+    params = ()
 
     def build(self, pair: TaskPair, data: Dataset, embedding: nn.Module | None) -> TrainedModel:
-        check_family(self, pair)
+        check_family(self, pair.family)
         c = pair.config
         sizes = {"hidden": self.hidden, "layers": self.layers, "tau0": self.tau0}
-        if pair.target.d_z is not None:
+        structure = family_structure(pair.family)
+        if structure == "embedding":
             return ConditionalScore(
                 c["d_x"], c["d_z"], c["d_h"], embedding, sde=pair.target.sde, **sizes
             )
-        if pair.family == "shared_subspace":
+        if structure == "subspace":
             return SubspaceScore(
                 c["d_x"], c["d_h"], data.x, embedding, sde=pair.target.sde, **sizes
             )

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from sims.experiments import Experiment
 from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import METHODS
-from sims.models.architectures import ARCHITECTURES
+from sims.models.architectures import ARCHITECTURES, check_family
 from sims.runner.keys import digest
 from sims.validation import check_choice, check_positive_int, check_seed
 
@@ -92,7 +92,7 @@ class Cell:
             "family": self.family,
             "n_source": self.n_source,
             "n_target": self.n_target,
-            "truth_seed": knobs.pop("seed"),
+            "truth_seed": knobs.pop("seed", None),
         }
         return columns | knobs
 
@@ -102,11 +102,7 @@ def _cell(point: dict) -> Cell:
     family = check_choice("family", point["family"], families())
     model = check_choice("model", point["model"], list(ARCHITECTURES))
     method = check_choice("method", point["method"], list(METHODS))
-    if family not in ARCHITECTURES[model].families:
-        raise ValueError(
-            f"family={family!r} is not allowed with model={model!r}: "
-            f"expected one of {list(ARCHITECTURES[model].families)}"
-        )
+    check_family(ARCHITECTURES[model], family)
     n_target = check_positive_int("n_target", point["n_target"])
     n_source = point.get("n_source")
     uses_source = METHODS[method].uses_source
@@ -118,7 +114,8 @@ def _cell(point: dict) -> Cell:
     knobs = {k: v for k, v in point.items() if k in allowed and k != "seed"}
     if not uses_source:
         knobs = {k: v for k, v in knobs.items() if k not in SOURCE_KNOBS}
-    knobs["seed"] = check_seed(point.get("truth_seed", 0))
+    if "seed" in allowed:  # a family without a seed knob has one fixed truth
+        knobs["seed"] = check_seed(point.get("truth_seed", 0))
     make_task_pair(family, **knobs)  # raises ValueError on a bad knob
     return Cell(
         model,

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from sims.engine import MinibatchConfig
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, Profile, get_experiment
+from sims.generators import load_plugin
 from sims.models.precision import PRECISIONS, resolve
 from sims.report import write_experiment, write_outputs
 from sims.runner.cells import CELL_KEYS, expand, grid_keys, parse_override
@@ -123,6 +124,14 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         default=root,
         metavar="DIR",
         help="write DIR/results/ and DIR/figures/ (default: the repository root)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load families of one's own from a module (mypkg.myfamily) or a Python file "
+        "before planning, here and in every worker (repeatable)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a must-hold check fails")
     parser.add_argument("--no-cache", action="store_true", help="recompute finished rows")
@@ -247,6 +256,12 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     directory when ``None``). Returns the exit status."""
     parser = build_parser(root or Path.cwd())
     args = parser.parse_args(argv)
+    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin)
+    for spec in plugins:
+        try:
+            load_plugin(spec)
+        except ValueError as error:
+            parser.error(str(error))
     if args.list:
         for e in EXPERIMENTS:
             profiles = "" if len(e.seeds) == len(PROFILES) else f" [{', '.join(e.seeds)} only]"
@@ -258,7 +273,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     _check_out(args.out, parser)
     threads = 1 if args.backend == "dask" else max(1, (os.cpu_count() or 1) // args.jobs)
     precision = resolve(args.precision, local_device(args.device))
-    settings = Settings(profile, args.device, threads, precision)
+    settings = Settings(profile, args.device, threads, precision, plugins)
     store = Store(args.out / "results" / "cache")
     started = time.perf_counter()
     cells = sum(len(c) for c in plan.cells.values())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import sims
@@ -39,3 +40,12 @@ def code_version(root: Path = Path(sims.__file__).parent) -> str:
         hashed.update(str(path.relative_to(root)).encode())
         hashed.update(path.read_bytes())
     return hashed.hexdigest()[:16]
+
+
+def plugin_version(spec: str) -> str:
+    """A digest of the source of a plugin (``sims.generators.load_plugin``): the file, or
+    the loaded module's file."""
+    path = Path(spec)
+    if path.suffix != ".py":
+        path = Path(sys.modules[spec].__file__)
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

@@ -16,12 +16,12 @@ import torch
 from sims.data import Dataset
 from sims.evaluation import EvaluationSizes, draw_samples, evaluate_ensemble
 from sims.experiments import Profile
-from sims.generators import make_task_pair
+from sims.generators import load_plugin, make_task_pair
 from sims.methods import METHODS, Fitted, Member, Training, make_members, pretrain
 from sims.models.architectures import ARCHITECTURES
 from sims.process import configure
 from sims.runner.cells import Cell
-from sims.runner.keys import code_version, digest
+from sims.runner.keys import code_version, digest, plugin_version
 from sims.runner.schedule import Unit
 
 PRETRAINING_TARGET_ROWS = 2  # pre-training reads only source samples
@@ -37,12 +37,22 @@ class Settings:
         threads: torch threads per task.
         precision: of the networks' products in training steps, ``float32`` or
             ``bfloat16`` (see ``sims.models.precision``).
+        plugins: modules or files of families of one's own (``load_plugin``), loaded in
+            every worker.
     """
 
     profile: Profile
     device: str = "auto"
     threads: int = 1
     precision: str = "float32"
+    plugins: tuple[str, ...] = ()
+
+    def prepare(self) -> None:
+        """Set a worker process up for a task: its threads, its memory reuse, and the
+        plugins' families registered."""
+        configure(self.threads)
+        for spec in self.plugins:
+            load_plugin(spec)
 
     def training(self, model: str) -> Training:
         device = local_device(self.device)
@@ -63,6 +73,7 @@ class Settings:
                 self.training(model).training_precision(),
                 local_device(self.device),
                 code_version(),
+                [plugin_version(spec) for spec in self.plugins],
             ]
         )
 
@@ -130,7 +141,7 @@ def restored(record: dict, member: Member, training: Training) -> Fitted:
 def pretrain_task(unit: Unit, settings: Settings) -> list[list[dict]]:
     """Source models for every (cell, seeds) of ``unit``, trained as one ensemble (the
     cells share an architecture), as ``stored`` records; one list per cell."""
-    configure(settings.threads)
+    settings.prepare()
     members = _members(unit, PRETRAINING_TARGET_ROWS)
     flat = [m for group in members for m in group]
     fitted = pretrain(flat, settings.training(unit[0][0].model))
@@ -155,7 +166,7 @@ def ensemble_task(
     model's share of the ensemble's training and evaluation time) and, for cells that keep
     samples, ``samples`` (model and truth draws as nested lists).
     """
-    configure(settings.threads)
+    settings.prepare()
     start = time.perf_counter()
     members = _members(unit, with_source=pretrained is None)  # pre-trained: no source needed
     flat = [m for group in members for m in group]
