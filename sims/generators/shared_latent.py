@@ -51,13 +51,6 @@ def shared_latent(
         singular_values = torch.from_numpy(rng.uniform(0.5, 1.5, size=d_x))
         weight = random_frame(rng, d_x, d_x) * singular_values @ random_frame(rng, d_x, d_x).T
         bias = torch.from_numpy(rng.standard_normal(d_x))
-        params = {
-            "A": weight,
-            "b": bias,
-            "latent_log_weights": law.log_weights,
-            "latent_means": law.means,
-            "latent_covariances": law.covariances,
-        }
-        return UnconditionalTask(name, law.affine(weight, bias), params)
+        return UnconditionalTask.of_latent(name, law, weight, bias)
 
     return task("target", shared), task("source", source_latent)

@@ -180,6 +180,23 @@ class UnconditionalTask(Task):
     def _sample_conditions(self, n: int, generator: torch.Generator) -> None:
         return None
 
+    @classmethod
+    def of_latent(
+        cls, name: str, latent: GaussianMixture, weight: Tensor, bias: Tensor
+    ) -> UnconditionalTask:
+        """The law of x = weight v + bias for v from the ``latent`` mixture, with the params
+        of the ``latent`` structure: ``A`` (d_x, d_x), ``b`` (d_x,), and the latent law as
+        ``latent_log_weights`` (K,), ``latent_means`` (K, d_x), ``latent_covariances``
+        (K, d_x, d_x)."""
+        params = {
+            "A": weight,
+            "b": bias,
+            "latent_log_weights": latent.log_weights,
+            "latent_means": latent.means,
+            "latent_covariances": latent.covariances,
+        }
+        return cls(name, latent.affine(weight, bias), params)
+
 
 def stacked_samples(
     tasks: Sequence[Task], n: int, seeds: Sequence[int], tau: float = 0.0

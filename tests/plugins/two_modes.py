@@ -26,15 +26,7 @@ def two_modes(*, d_x: int = 2) -> tuple[UnconditionalTask, UnconditionalTask]:
     )
 
     def task(name: str, weight: torch.Tensor) -> UnconditionalTask:
-        bias = torch.zeros(2, dtype=torch.float64)
-        params = {
-            "A": weight,
-            "b": bias,
-            "latent_log_weights": law.log_weights,
-            "latent_means": law.means,
-            "latent_covariances": law.covariances,
-        }
-        return UnconditionalTask(name, law.affine(weight, bias), params)
+        return UnconditionalTask.of_latent(name, law, weight, torch.zeros(2, dtype=torch.float64))
 
     reflection = torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))
     return task("target", reflection), task("source", torch.eye(2, dtype=torch.float64))
