@@ -62,11 +62,12 @@ def test_ensembles_split_where_sample_sizes_differ_too_much():
     cells = expand(get_experiment("target_scaling"), "reference", {"method": ("scratch",)})
     floor = expand(get_experiment("floor"), "reference", {"method": ("scratch",)})
     work = [(c, [0]) for c in cells + floor if c.model == "flow"]
-    for unit in units(work, Cell.batch_key, Cell.rows):
+    found = units(work, Cell.batch_key, Cell.rows)
+    for unit in found:
         sizes = [cell.n_target for cell, _ in unit]
         assert max(sizes) <= MAX_SIZE_RATIO * min(sizes)
-    assert sorted(len(u) for u in units) == [1, 3, 5]  # 50-800, 1600-6400, the floor
-    assert sum(len(u) for u in units) == len(work)
+    assert sorted(len(u) for u in found) == [1, 3, 5]  # 50-800, 1600-6400, the floor
+    assert sum(len(u) for u in found) == len(work)
 
 
 def test_overrides_replace_grid_keys():
