@@ -20,7 +20,7 @@ from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
 from sims.runner.keys import code_version
 from sims.runner.run import Backend, Plan, assemble, execute
-from sims.runner.schedule import MAX_SIZE_RATIO, PRETRAIN, TRAIN, schedule, units
+from sims.runner.schedule import MAX_SIZE_RATIO, PRETRAIN, TRAIN, Task, schedule, units
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, restored, stored
 
@@ -217,3 +217,17 @@ def test_each_experiment_is_announced_once_when_its_rows_are_done(tmp_path):
     assert announced == ["calibration", "source_scaling"]
     execute(plan, store, settings, Backend(), progress=False, finished=finished)
     assert announced[2:] == ["calibration", "source_scaling"]  # nothing to train: at once
+
+
+def test_the_progress_counts_work_so_that_thousands_of_closed_form_fits_weigh_little():
+    experiments = {
+        name: expand(get_experiment(name), "quick", {}) for name in ("calibration", "dimension")
+    }
+    seeds = {name: get_experiment(name).seeds["quick"] for name in experiments}
+    missing = {c: list(range(seeds[n])) for n, cells in experiments.items() for c in cells}
+    tasks = schedule(experiments, missing, {}).tasks()
+    steps = PROFILE_SETTINGS["quick"].training.max_steps
+    anchors = [t for t in tasks if t.unit[0][0].model == "linear_gaussian"]
+    share = lambda measure: sum(map(measure, anchors)) / sum(map(measure, tasks))  # noqa: E731
+    assert share(Task.models) > 0.9  # most models are closed-form fits
+    assert share(lambda t: t.work(steps)) < 0.5  # but they are not most of the work

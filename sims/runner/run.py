@@ -116,7 +116,16 @@ def execute(
     tasks = plan_of_run.tasks()
     summary = Summary(tasks=len(tasks))
     models = sum(task.models() for task in tasks)
-    bar = tqdm(total=models, desc="models", unit="model", disable=not progress)
+    steps = settings.profile.training.max_steps
+    trained = 0
+    # the bar counts estimated work, so that its ETA does not take cheap early ensembles
+    # (thousands of closed-form fits) for the pace of the networks
+    bar = tqdm(
+        total=sum(task.work(steps) for task in tasks),
+        desc="work",
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+        disable=not progress,
+    )
     waiting = {name: set(indices) for name, indices in plan_of_run.waits.items()}
 
     def done(index: int) -> None:
@@ -127,6 +136,7 @@ def execute(
                     finished(name)
 
     def record(task: Task, result: list[list]) -> None:
+        nonlocal trained
         if task.kind == PRETRAIN:
             fitted = {source_name(cell): f for (cell, _), f in zip(task.unit, result, strict=True)}
             store.save_pretrained(fitted)
@@ -140,8 +150,9 @@ def execute(
             store.save_rows(rows)
             summary.new_rows += len(rows)
             summary.failed += sum(row["status"] == "failed" for row in rows)
-            bar.set_postfix(failed=summary.failed, refresh=False)
-        bar.update(task.models())
+        trained += task.models()
+        bar.set_postfix_str(f"{trained}/{models} models, {summary.failed} failed", refresh=False)
+        bar.update(task.work(steps))
 
     def sources(unit: Unit) -> list[list[dict]] | None:
         if not unit[0][0].pretrained:

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sims.models.architectures import ARCHITECTURES
 from sims.runner.cells import Cell
 
 Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its seeds
@@ -24,6 +25,9 @@ Unit = list[tuple[Cell, list[int]]]  # cells trained together, each with its see
 # than this train in separate ensembles, so that padding costs at most this factor
 MAX_SIZE_RATIO = 16
 PRETRAIN, TRAIN = "pretrain", "train"
+# a network member's work per Adam step it may take, in full-batch fits: the quick run spends
+# 1.4 s per flow and 1.8 s per score network (up to 1000 steps), 0.02 s per linear-Gaussian fit
+NETWORK_STEP_WORK = 0.1
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,13 @@ class Task:
     def models(self) -> int:
         """How many models it trains."""
         return sum(len(seeds) for _, seeds in self.unit)
+
+    def work(self, max_steps: int) -> float:
+        """Its estimated work, in full-batch fits: a network member trained for up to
+        ``max_steps`` Adam steps counts ``NETWORK_STEP_WORK * max_steps`` of them."""
+        if ARCHITECTURES[self.unit[0][0].model].full_batch:
+            return float(self.models())
+        return NETWORK_STEP_WORK * max_steps * self.models()
 
 
 @dataclass(frozen=True)
