@@ -37,14 +37,10 @@ def largest_units(experiment: str, profile: str) -> list[Unit]:
     seeds = list(range(found.seeds[profile]))
     cells = expand(found, profile, {})
     tasks = schedule({experiment: cells}, {cell: seeds for cell in cells}, {}).tasks()
-
-    def rows(task: Task) -> int:
-        return sum(len(seeds) * cell.rows() for cell, seeds in task.unit)
-
     largest: dict[str, Task] = {}
     for task in tasks:
         model = task.unit[0][0].model
-        if model not in largest or rows(task) > rows(largest[model]):
+        if model not in largest or task.rows() > largest[model].rows():
             largest[model] = task
     return [task.unit for task in largest.values()]
 

@@ -90,11 +90,11 @@ def execute(
     ``name`` has all its rows (at once where it has nothing to train)."""
     stored = store.load_rows() if use_cache else {}
     wanted = plan.seeds_of_cells()
-    missing = {
-        cell: [s for s in seeds if (settings.key(cell), s) not in stored]
-        for cell, seeds in wanted.items()
-    }
-    missing = {cell: seeds for cell, seeds in missing.items() if seeds}
+    missing = {}
+    for cell, seeds in wanted.items():
+        key = settings.key(cell)
+        if left := [s for s in seeds if (key, s) not in stored]:
+            missing[cell] = left
     group_seeds: dict[tuple, set[int]] = defaultdict(set)
     for cell, seeds in wanted.items():
         if cell.pretrained:
@@ -189,8 +189,9 @@ def assemble(plan: Plan, store: Store, settings: Settings) -> pd.DataFrame:
     rows = []
     for name, cells in plan.cells.items():
         for cell in cells:
+            key = settings.key(cell)
             for seed in plan.seeds[name]:
-                row = stored.get((settings.key(cell), seed))
+                row = stored.get((key, seed))
                 if row is not None:
                     rows.append({"experiment": name} | cell.columns() | row)
     frame = pd.DataFrame(rows)

@@ -42,6 +42,11 @@ class Task:
         """How many models it trains."""
         return sum(len(seeds) for _, seeds in self.unit)
 
+    def rows(self) -> int:
+        """The training rows of all its models: source rows where it pre-trains."""
+        size = _source_rows if self.kind == PRETRAIN else Cell.rows
+        return sum(len(seeds) * size(cell) for cell, seeds in self.unit)
+
     def work(self, max_steps: int) -> float:
         """Its estimated work, in full-batch fits: a network member trained for up to
         ``max_steps`` Adam steps counts ``NETWORK_STEP_WORK * max_steps`` of them."""
@@ -60,6 +65,11 @@ class Schedule:
 
     def tasks(self) -> list[Task]:
         return [task for wave in self.waves for task in wave]
+
+
+def _source_rows(cell: Cell) -> int:
+    """The rows a source model of ``cell`` is pre-trained on."""
+    return cell.n_source
 
 
 def units(work: Unit, key: Callable[[Cell], tuple], size: Callable[[Cell], int]) -> list[Unit]:
@@ -104,10 +114,9 @@ def schedule(
             first = min(source_rank[cell.pretraining_key()] for cell, _ in task.unit)
         else:
             first = min(rank[cell] for cell, _ in task.unit)
-        rows = (lambda c: c.n_source) if task.kind == PRETRAIN else Cell.rows
-        return first, -sum(len(seeds) * rows(cell) for cell, seeds in task.unit)
+        return first, -task.rows()
 
-    sources = units(list(to_pretrain.items()), Cell.pretraining_batch_key, lambda c: c.n_source)
+    sources = units(list(to_pretrain.items()), Cell.pretraining_batch_key, _source_rows)
     plain = [(c, s) for c, s in missing.items() if not c.pretrained]
     started = [(c, s) for c, s in missing.items() if c.pretrained]
     first = [Task(PRETRAIN, u) for u in sources]
