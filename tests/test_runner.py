@@ -153,6 +153,20 @@ def test_a_stored_source_model_loads_with_weights_only_to_the_same_model(model, 
     torch.testing.assert_close(found, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_a_source_model_is_restored_on_the_cpu_whatever_the_training_device(family):
+    """Transfer builds its target model on the CPU over the restored source embedding, and
+    computes its start there (a latent law's draws, a moment-matched head): a source model
+    restored on the GPU left such models split across devices. No GPU is touched here."""
+    pair = make_task_pair(family, seed=2, **SMALL_DIMS[family])
+    training = Settings(PROFILE_SETTINGS["smoke"], device="cpu").training("flow")
+    (member,) = make_members(pair, [4], 64, 64)
+    (fitted,) = pretrain([member], training)
+    on_gpu = dataclasses.replace(training, device="cuda")
+    loaded = restored(stored(fitted), member, on_gpu)
+    devices = {t.device.type for t in loaded.model.state_dict().values()}
+    assert devices == {"cpu"}
+
+
 def test_a_models_own_step_size_trains_it_and_keys_only_its_rows():
     smoke = PROFILE_SETTINGS["smoke"]
     own = Settings(dataclasses.replace(smoke, learning_rates=(("flow", 5e-3),)))

@@ -130,11 +130,12 @@ def stored(fitted: Fitted) -> dict:
 
 def restored(record: dict, member: Member, training: Training) -> Fitted:
     """The source model of ``stored``'s ``record`` for ``member``: the architecture's model
-    of the member's truth (built on a few source rows), its weights loaded."""
+    of the member's truth (built on a few source rows), its weights loaded, on the CPU like
+    every model between training and evaluation (which move their ensembles to the device):
+    a target model built on its embedding starts on the CPU whole."""
     z, x = member.pair.source.sample(SKELETON_ROWS, member.seed)
     model = training.architecture.build(member.pair, Dataset(x, z), None)
     model.load_state_dict(record["state"])
-    model.to(training.device)
     return Fitted(model, record["n_train"], record["best_step"], record["failure"])
 
 
