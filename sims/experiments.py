@@ -29,22 +29,20 @@ class Profile:
     Attributes:
         training: Adam with early stopping (the same for every method).
         sizes: how many samples each error is estimated from.
-        learning_rates: (model, Adam step size) pairs for the models whose step size is
-            not ``training.learning_rate``.
+        model_training: (model, settings) pairs for the models trained otherwise than
+            ``training``: each maps ``MinibatchConfig`` fields to the model's own values.
     """
 
     name: str
     training: MinibatchConfig
     sizes: EvaluationSizes
-    learning_rates: tuple[tuple[str, float], ...] = ()
+    model_training: tuple[tuple[str, dict[str, object]], ...] = ()
 
     def training_of(self, model: str) -> MinibatchConfig:
-        """The training settings of ``model``: ``training``, at the model's own step size
-        where ``learning_rates`` gives one."""
-        rates = dict(self.learning_rates)
-        if model not in rates:
-            return self.training
-        return dataclasses.replace(self.training, learning_rate=rates[model])
+        """The training settings of ``model``: ``training``, with the model's own values
+        where ``model_training`` gives some."""
+        own = dict(self.model_training).get(model, {})
+        return dataclasses.replace(self.training, **own) if own else self.training
 
 
 PROFILE_SETTINGS = {
@@ -63,15 +61,17 @@ PROFILE_SETTINGS = {
     # reference: the rate experiments on 2 CPU cores; up to 3000 steps with a step size that
     # falls to 0 along a cosine, so that members with many samples settle near their floor,
     # and a member stops after 500 steps without improvement. Flows take a 10-fold larger
-    # step than score networks, whose errors at small n_t grow several-fold with it
-    # (benchmarks/README.md, "Step sizes of the reference profile")
+    # step than score networks, whose errors at small n_t grow several-fold with it; score
+    # networks take 1024 rows a step, each at its own noise level, which lowers their floor
+    # by a seventh and leaves small n_t as it is (benchmarks/README.md, "Step sizes of the
+    # reference profile")
     "reference": Profile(
         "reference",
         MinibatchConfig(
             max_steps=3000, eval_every=20, patience=25, held_out_noise_draws=4, schedule="cosine"
         ),
         EvaluationSizes(20_000, 500, 500, 200, 1000),
-        learning_rates=(("flow", 1e-2),),
+        model_training=(("flow", {"learning_rate": 1e-2}), ("diffusion", {"batch_size": 1024})),
     ),
     # paper: KL over 10^5 truth samples per density model
     "paper": Profile("paper", MinibatchConfig(), EvaluationSizes(100_000, 1000, 2000, 1000, 4000)),
@@ -126,6 +126,11 @@ ANCHOR = {
     "signal_source": (0.5,),
 }
 SMOOTH = {"d_x": (2,), "d_z": (8,), "d_h": (2,)}
+# the unconditional truths: a shared subspace in R^8, a shared latent law in R^2
+UNCONDITIONAL = (
+    {"family": ("shared_subspace",), "d_x": (8,), "d_h": (2,)},
+    {"family": ("shared_latent",), "d_x": (2,)},
+)
 PAPER_TARGETS = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
 SMOKE_SIZES = {"n_target": (60, 120), "n_source": (400,)}
 # two decades and more of n_t in factor-2 steps, and three levels of n_s for the two-term fit
@@ -214,14 +219,16 @@ EXPERIMENTS = (
         "approximation and optimisation; the verdict fits each rate's excess over it.",
         figure="rates",
         x="n_target",
-        grid=SMOOTH
-        | {
-            "model": ("flow", "diffusion"),
-            "family": ("gaussian_smooth",),
-            "method": ("scratch", "transfer", "oracle"),
-            "n_target": (FLOOR_SIZE,),
-            "n_source": (FLOOR_SIZE,),
-        },
+        grid=tuple(
+            truth
+            | {
+                "model": ("flow", "diffusion"),
+                "method": ("scratch", "transfer", "oracle"),
+                "n_target": (FLOOR_SIZE,),
+                "n_source": (FLOOR_SIZE,),
+            }
+            for truth in (SMOOTH | {"family": ("gaussian_smooth",)}, *UNCONDITIONAL)
+        ),
         seeds={"reference": 5, "paper": 5},
         sizes={"paper": {"n_target": (2 * FLOOR_SIZE,), "n_source": (2 * FLOOR_SIZE,)}},
     ),
@@ -296,24 +303,15 @@ EXPERIMENTS = (
         "affine maps (shared_latent) and a shared subspace (shared_subspace).",
         figure="rates",
         x="n_target",
-        grid=(
-            {
+        grid=tuple(
+            truth
+            | {
                 "model": ("flow", "diffusion"),
-                "family": ("shared_subspace",),
-                "d_x": (8,),
-                "d_h": (2,),
                 "method": ("scratch", "transfer", "oracle"),
                 "n_target": (100, 300, 1000),
                 "n_source": (10_000,),
-            },
-            {
-                "model": ("flow", "diffusion"),
-                "family": ("shared_latent",),
-                "d_x": (2,),
-                "method": ("scratch", "transfer", "oracle"),
-                "n_target": (100, 300, 1000),
-                "n_source": (10_000,),
-            },
+            }
+            for truth in UNCONDITIONAL
         ),
         seeds={"smoke": 2, "quick": 3, "reference": 3, "paper": 10},
         sizes={

@@ -159,8 +159,8 @@ def _training_overrides(overrides: dict[str, tuple], parser) -> dict[str, object
 
 
 def _profile(args, training: dict[str, object], parser) -> Profile:
-    """The chosen profile with the training settings of ``--set``; a step size set there is
-    every model's."""
+    """The chosen profile with the training settings of ``--set``; a setting made there is
+    every model's, in place of a model's own."""
     profile = PROFILE_SETTINGS[args.profile]
     if not training:
         return profile
@@ -168,8 +168,11 @@ def _profile(args, training: dict[str, object], parser) -> Profile:
         config = dataclasses.replace(profile.training, **training)
     except (TypeError, ValueError) as error:
         parser.error(f"--set {', '.join(training)}: {error}")
-    rates = () if "learning_rate" in training else profile.learning_rates
-    return dataclasses.replace(profile, training=config, learning_rates=rates)
+    own = tuple(
+        (model, {k: v for k, v in settings.items() if k not in training})
+        for model, settings in profile.model_training
+    )
+    return dataclasses.replace(profile, training=config, model_training=own)
 
 
 def _unused(overrides: dict[str, tuple], cells: dict[str, list]) -> dict[str, list[str]]:
