@@ -135,7 +135,11 @@ def test_the_code_version_follows_the_sources_that_compute_rows(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["flow", "diffusion"])
-def test_a_stored_source_model_loads_with_weights_only_to_the_same_model(model, family):
+def test_a_stored_source_model_loads_with_weights_only_to_the_same_model_on_the_cpu(model, family):
+    """Restored for training on a GPU, the source model still loads on the CPU: transfer
+    builds its target model there over the source embedding and computes its start there (a
+    latent law's draws, a moment-matched head), so a source model on the GPU left such models
+    split across devices. No GPU is touched here."""
     pair = make_task_pair(family, similarity=0.3, seed=2, **SMALL_DIMS[family])
     training = Settings(PROFILE_SETTINGS["smoke"], device="cpu").training(model)
     (member,) = make_members(pair, [4], 64, 64)
@@ -144,7 +148,8 @@ def test_a_stored_source_model_loads_with_weights_only_to_the_same_model(model, 
     torch.save({"source": [stored(fitted)]}, buffer)
     buffer.seek(0)
     (record,) = torch.load(buffer, weights_only=True)["source"]
-    loaded = restored(record, member, training)
+    loaded = restored(record, member, dataclasses.replace(training, device="cuda"))
+    assert {t.device.type for t in loaded.model.state_dict().values()} == {"cpu"}
     assert (loaded.n_train, loaded.best_step) == (fitted.n_train, fitted.best_step)
     noise = torch.randn(64, fitted.model.noise_features)
     x, z, weight = member.source.x, member.source.z, torch.ones(64)
@@ -152,20 +157,6 @@ def test_a_stored_source_model_loads_with_weights_only_to_the_same_model(model, 
         expected = fitted.model(x.float(), None if z is None else z.float(), weight, noise)
         found = loaded.model(x.float(), None if z is None else z.float(), weight, noise)
     torch.testing.assert_close(found, expected, rtol=1e-6, atol=1e-6)
-
-
-def test_a_source_model_is_restored_on_the_cpu_whatever_the_training_device(family):
-    """Transfer builds its target model on the CPU over the restored source embedding, and
-    computes its start there (a latent law's draws, a moment-matched head): a source model
-    restored on the GPU left such models split across devices. No GPU is touched here."""
-    pair = make_task_pair(family, seed=2, **SMALL_DIMS[family])
-    training = Settings(PROFILE_SETTINGS["smoke"], device="cpu").training("flow")
-    (member,) = make_members(pair, [4], 64, 64)
-    (fitted,) = pretrain([member], training)
-    on_gpu = dataclasses.replace(training, device="cuda")
-    loaded = restored(stored(fitted), member, on_gpu)
-    devices = {t.device.type for t in loaded.model.state_dict().values()}
-    assert devices == {"cpu"}
 
 
 def test_a_models_own_step_size_trains_it_and_keys_only_its_rows():
