@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from theory.intervals import Interval, seed_interval, seed_table
+from theory.intervals import MIN_SEEDS, Interval, seed_interval, seed_table
 
 ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
 UNDEFINED = Interval(math.nan, math.nan, math.nan)
@@ -86,9 +86,16 @@ class ExcessFit:
     reason: str = ""
 
 
-def _present(keys: list, values: np.ndarray) -> tuple[list, np.ndarray]:
-    """The cells of a seed table that hold rows (a grid need not fill every combination)."""
-    present = ~np.all(np.isnan(values), 0)
+def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.ndarray]:
+    """The cells of a seed table that hold rows (a grid need not fill every combination),
+    less those with fewer than ``MIN_SEEDS`` seeds where another cell has that many: a cell
+    that another experiment ran with a handful of seeds would bring a mean as noisy as its
+    few seeds into a fit whose other cells average many, and widen its interval. The first
+    ``fixed`` columns (a floor) are kept as they are."""
+    counts = (~np.isnan(values)).sum(0)
+    present = counts > 0
+    if counts[fixed:].max() >= MIN_SEEDS:
+        present[fixed:] &= counts[fixed:] >= MIN_SEEDS
     return [k for k, keep in zip(keys, present, strict=True) if keep], values[:, present]
 
 
@@ -96,7 +103,7 @@ def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: s
     """The cells that ``frame`` has rows in, and their seed table with the floor's rows
     (all given the cell -1) as column 0."""
     marked = floor.assign(**{c: -1 for c in cells})
-    keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y))
+    keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y), fixed=1)
     return keys[1:], values
 
 
