@@ -251,6 +251,20 @@ def test_two_term_fit_over_the_floor():
     assert not (ignored.target_exponent.covers(0.8) and ignored.source_exponent.covers(0.5))
 
 
+def test_fits_leave_out_cells_with_few_seeds_beside_cells_with_many():
+    """Cells that another experiment ran with 3 seeds, here off by a factor 3, do not enter
+    a fit whose other cells have 10; where every cell of a curve has 3 seeds, they do."""
+    rng = np.random.default_rng(8)
+    frame = two_term_rows(rng, (100, 200, 400, 800, 1600), (300, 1000, 3000, 10_000))
+    thin = two_term_rows(rng, (300,), (500, 2000, 30_000), seeds=3).assign(kl=lambda f: 3 * f.kl)
+    floor = floor_rows(rng, 0.1)
+    fit = fit_two_term(pd.concat([frame, thin]).assign(kl=lambda f: f.kl + 0.1), floor=floor)
+    assert fit.target_exponent.covers(0.8) and fit.source_exponent.covers(0.5)
+    curve = power_law_rows(rng, 0.6, [50, 100, 200, 400], seeds=3, noise=0.1, constant=2.0)
+    excess = fit_excess_slope(curve, floor_rows(rng, 0.004))
+    assert excess.levels == [50, 100, 200, 400] and excess.reason == ""
+
+
 def test_plateau_fit_recovers_the_exponent_and_needs_four_levels():
     rng = np.random.default_rng(4)
     rows = pd.DataFrame(
