@@ -18,6 +18,7 @@ from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import make_members, pretrain
 from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
+from sims.runner.cli import _plan, build_parser
 from sims.runner.keys import code_version
 from sims.runner.run import Backend, Plan, assemble, execute
 from sims.runner.schedule import MAX_SIZE_RATIO, PRETRAIN, TRAIN, Task, schedule, units
@@ -95,6 +96,39 @@ def test_a_failed_ensemble_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypat
     assert (failed.status == "failed").all() and failed.kl.isna().all()
     assert failed.error.str.contains("loss became nan").all()
     assert (frame[frame.method == "oracle"].status == "ok").all()
+
+
+def test_a_model_with_its_own_seeds_is_run_and_assembled_with_them(tmp_path, monkeypatch):
+    def diverging(members, training):
+        raise FloatingPointError("loss became nan")  # a failed row costs no training
+
+    monkeypatch.setitem(
+        tasks.METHODS, "scratch", dataclasses.replace(tasks.METHODS["scratch"], fit=diverging)
+    )
+    experiment = get_experiment("target_scaling")
+    overrides = {"model": ("flow", "diffusion"), "method": ("scratch",), "n_target": (60,)}
+    cells = {experiment.name: expand(experiment, "smoke", overrides)}
+    plan = Plan(cells, {experiment.name: [0]}, {experiment.name: {"flow": [0, 1, 2]}})
+    settings = Settings(PROFILE_SETTINGS["smoke"])
+    execute(plan, Store(tmp_path), settings, Backend(), progress=False)
+    for frame in (
+        assemble(plan, Store(tmp_path), settings),
+        assemble(plan.part(experiment.name), Store(tmp_path), settings),
+    ):
+        for (model, _), seeds in frame.groupby(["model", "cell"]).seed:
+            assert sorted(seeds) == ([0, 1, 2] if model == "flow" else [0])
+        assert set(frame.model) == {"flow", "diffusion"}
+
+
+def test_the_reference_runs_flows_with_more_seeds_unless_seeds_are_given(tmp_path):
+    parser = build_parser(tmp_path)
+    for argv, flows, networks in (([], 16, 10), (["--seeds", "3"], 3, 3)):
+        args = parser.parse_args(["--profile", "reference", "--only", "target_scaling", *argv])
+        plan, _ = _plan(args, parser)
+        seeds = {
+            c.model: len(plan.seeds_of("target_scaling", c)) for c in plan.cells["target_scaling"]
+        }
+        assert seeds == {"flow": flows, "diffusion": networks}
 
 
 def _flow_scratch_plan() -> Plan:

@@ -208,7 +208,12 @@ def _plan(args, parser) -> tuple[Plan, dict[str, object]]:
         if names_without:
             print(f"--set {key} applies to all but {', '.join(names_without)}, which take no {key}")
     seeds = {e.name: list(range(args.seeds or e.seeds[args.profile])) for e in experiments}
-    return Plan(cells, seeds), training
+    model_seeds = {
+        e.name: {model: list(range(n)) for model, n in e.model_seeds[args.profile].items()}
+        for e in experiments
+        if args.profile in e.model_seeds and not args.seeds
+    }
+    return Plan(cells, seeds, model_seeds), training
 
 
 def _check_out(out: Path, parser) -> None:
@@ -288,8 +293,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
 
     def finished(name: str) -> None:
         """Write an experiment's rows, table and figure as soon as it has all its rows."""
-        part = Plan({name: plan.cells[name]}, {name: plan.seeds[name]})
-        written = write_experiment(assemble(part, store, settings), name, args.out)
+        written = write_experiment(assemble(plan.part(name), store, settings), name, args.out)
         figure = "" if written is None or isinstance(written[0], str) else written[0][0]
         tqdm.write(f"{name}: done after {time.perf_counter() - started:.0f} s {figure}".rstrip())
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import joblib
 import pandas as pd
@@ -28,17 +28,28 @@ from sims.schema import CELL_COLUMN, CONTRACT_COLUMNS, INTEGER_COLUMNS
 
 @dataclass
 class Plan:
-    """The cells of each experiment of a run, and the seeds each experiment asks for."""
+    """The cells of each experiment of a run, the seeds each experiment asks for, and
+    per experiment the seeds of the models that take others."""
 
     cells: dict[str, list[Cell]]
     seeds: dict[str, list[int]]
+    model_seeds: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    def seeds_of(self, name: str, cell: Cell) -> list[int]:
+        """The seeds experiment ``name`` asks of ``cell``."""
+        return self.model_seeds.get(name, {}).get(cell.model, self.seeds[name])
+
+    def part(self, name: str) -> Plan:
+        """The plan of experiment ``name`` alone."""
+        own = {name: self.model_seeds[name]} if name in self.model_seeds else {}
+        return Plan({name: self.cells[name]}, {name: self.seeds[name]}, own)
 
     def seeds_of_cells(self) -> dict[Cell, list[int]]:
         """Every cell with the union of the seeds its experiments ask for."""
         found: dict[Cell, set[int]] = defaultdict(set)
         for name, cells in self.cells.items():
             for cell in cells:
-                found[cell] |= set(self.seeds[name])
+                found[cell] |= set(self.seeds_of(name, cell))
         return {cell: sorted(seeds) for cell, seeds in found.items()}
 
 
@@ -190,7 +201,7 @@ def assemble(plan: Plan, store: Store, settings: Settings) -> pd.DataFrame:
     for name, cells in plan.cells.items():
         for cell in cells:
             key = settings.key(cell)
-            for seed in plan.seeds[name]:
+            for seed in plan.seeds_of(name, cell):
                 row = stored.get((key, seed))
                 if row is not None:
                     rows.append({"experiment": name} | cell.columns() | row)
