@@ -79,3 +79,7 @@ def test_the_report_names_what_an_experiments_rows_hold():
         "d_x 2, 8; n_t 60, 120, 240; 3 seed(s)."
     )
     assert contents(frame.iloc[:0]) == "This run has no rows of it."
+    flows = rows(2, 10.0, seeds=16).assign(model="flow")
+    assert contents(pd.concat([rows(2, 10.0, seeds=10), flows])).endswith(
+        "; 10 seeds for diffusion and 16 for flow."
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from sims.experiments import Experiment
+from sims.report.tables import seed_counts
 from theory.checks import CANDIDATE, CLAIM, MUST_HOLD, Check
 from theory.verdict import Verdict
 
@@ -90,7 +91,7 @@ def contents(rows: pd.DataFrame) -> str:
     parts.append(f"n_t {_listed(rows.n_target.astype(int))}")
     if rows.n_source.notna().any():
         parts.append(f"n_s {_listed(rows.n_source.dropna().astype(int))}")
-    parts.append(f"{rows.seed.nunique()} seed(s)")
+    parts.append(seed_counts(rows))
     return "Rows of this run: " + "; ".join(parts) + "."
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from sims.experiments import Experiment
 from sims.generators import make_task_pair
 from sims.methods import METHODS
-from sims.report.tables import summarise
+from sims.report.tables import seed_counts, summarise
 from theory.fitting import fitted_constant, inverse_n_fit
 from theory.parametric import k_oracle, k_scratch, kappa
 from theory.rows import KNOBS, in_experiment, truth_knobs
@@ -371,8 +371,7 @@ def samples(experiment: Experiment, frame: pd.DataFrame, slopes) -> plt.Figure:
 
 
 def _caption(experiment: Experiment, frame: pd.DataFrame) -> str:
-    seeds = frame.groupby(["model", "method", "n_target"], dropna=False).seed.nunique().min()
-    return f"{experiment.name}: mean over {seeds} seed(s), 95 % t-intervals"
+    return f"{experiment.name}: mean over {seed_counts(frame)}, 95 % t-intervals"
 
 
 FIGURES: dict[str, Callable[..., plt.Figure]] = {

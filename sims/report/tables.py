@@ -43,6 +43,18 @@ def summarise(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_counts(frame: pd.DataFrame) -> str:
+    """The seeds behind each mean of ``frame``, the fewest of any (model, method, n_target):
+    "3 seed(s)", or per model where models differ ("10 seeds for diffusion and 16 for flow")."""
+    groups = frame.groupby(["model", "method", "n_target"], dropna=False).seed.nunique()
+    fewest = groups.groupby(level="model").min()
+    if fewest.nunique() == 1:
+        return f"{fewest.iloc[0]} seed(s)"
+    (model, n), *rest = fewest.items()
+    others = [f"{count} for {name}" for name, count in rest]
+    return ", ".join([f"{n} seeds for {model}", *others[:-1]]) + f" and {others[-1]}"
+
+
 def _formatted(summary: dict[str, float]) -> str:
     if summary["seeds"] == 0:
         return ""
