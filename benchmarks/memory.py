@@ -26,6 +26,7 @@ from run import peak_rss_mib
 
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, Profile, get_experiment
 from sims.runner.cells import expand
+from sims.runner.run import Plan
 from sims.runner.schedule import Task, Unit, schedule
 from sims.runner.tasks import Settings, ensemble_task, pretrain_task
 
@@ -33,10 +34,8 @@ from sims.runner.tasks import Settings, ensemble_task, pretrain_task
 def largest_units(experiment: str, profile: str) -> list[Unit]:
     """For each model kind of ``experiment``, the ensemble of ``run_all.py``'s schedule with
     the most training rows, every seed of it."""
-    found = get_experiment(experiment)
-    seeds = list(range(found.seeds[profile]))
-    cells = expand(found, profile, {})
-    tasks = schedule({experiment: cells}, {cell: seeds for cell in cells}, {}).tasks()
+    cells = {experiment: expand(get_experiment(experiment), profile, {})}
+    tasks = schedule(cells, Plan.of(cells, profile).seeds_of_cells(), {}).tasks()
     largest: dict[str, Task] = {}
     for task in tasks:
         model = task.unit[0][0].model

@@ -138,6 +138,9 @@ def test_memory_benchmark_takes_each_models_largest_ensemble(monkeypatch):
         assert {cell.method for cell, _ in unit} == {"pooled"}  # source rows train too
         assert [len(seeds) for _, seeds in unit] == [10] * 8  # 8 target sizes, 10 seeds
         assert max(cell.n_target for cell, _ in unit) == 12_800
+    reference = memory.largest_units("target_scaling", "reference")
+    members = {unit[0][0].model: {len(seeds) for _, seeds in unit} for unit in reference}
+    assert members == {"flow": {16}, "diffusion": {10}}  # each model's own seeds
 
 
 def test_memory_benchmark_pretrains_each_source_once(monkeypatch):

@@ -207,13 +207,7 @@ def _plan(args, parser) -> tuple[Plan, dict[str, object]]:
             )
         if names_without:
             print(f"--set {key} applies to all but {', '.join(names_without)}, which take no {key}")
-    seeds = {e.name: list(range(args.seeds or e.seeds[args.profile])) for e in experiments}
-    model_seeds = {
-        e.name: {model: list(range(n)) for model, n in e.model_seeds[args.profile].items()}
-        for e in experiments
-        if args.profile in e.model_seeds and not args.seeds
-    }
-    return Plan(cells, seeds, model_seeds), training
+    return Plan.of(cells, args.profile, args.seeds), training
 
 
 def _check_out(out: Path, parser) -> None:

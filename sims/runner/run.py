@@ -19,6 +19,7 @@ import joblib
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sims.experiments import get_experiment
 from sims.runner.cells import Cell
 from sims.runner.schedule import PRETRAIN, Task, Unit, schedule
 from sims.runner.store import Store
@@ -35,13 +36,25 @@ class Plan:
     seeds: dict[str, list[int]]
     model_seeds: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, cells: dict[str, list[Cell]], profile: str, seeds: int | None = None) -> Plan:
+        """The plan of the experiments named in ``cells`` (their cells) with the seeds each
+        asks for in ``profile``, each model's own included, or ``seeds`` for all where given."""
+        experiments = [get_experiment(name) for name in cells]
+        own = {} if seeds else {e.name: e.model_seeds.get(profile, {}) for e in experiments}
+        return cls(
+            cells,
+            {e.name: list(range(seeds or e.seeds[profile])) for e in experiments},
+            {name: {model: list(range(n)) for model, n in o.items()} for name, o in own.items()},
+        )
+
     def seeds_of(self, name: str, cell: Cell) -> list[int]:
         """The seeds experiment ``name`` asks of ``cell``."""
         return self.model_seeds.get(name, {}).get(cell.model, self.seeds[name])
 
     def part(self, name: str) -> Plan:
         """The plan of experiment ``name`` alone."""
-        own = {name: self.model_seeds[name]} if name in self.model_seeds else {}
+        own = {name: self.model_seeds.get(name, {})}
         return Plan({name: self.cells[name]}, {name: self.seeds[name]}, own)
 
     def seeds_of_cells(self) -> dict[Cell, list[int]]:
