@@ -19,10 +19,15 @@ class Dataset:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def split(self, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-        """(train, held-out) with ``round(fraction * n)`` rows held out at random (at least 1)."""
+    def split(
+        self, fraction: float, seed: int, at_most: int | None = None
+    ) -> tuple[Dataset, Dataset]:
+        """(train, held-out) with ``round(fraction * n)`` rows held out at random (at least 1,
+        and at most ``at_most`` where given)."""
         n = len(self)
         held = max(1, round(fraction * n))
+        if at_most is not None:
+            held = min(held, at_most)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         keep, out = order[held:], order[:held]
         pick = lambda rows: Dataset(self.x[rows], None if self.z is None else self.z[rows])  # noqa: E731

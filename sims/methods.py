@@ -141,8 +141,11 @@ def _splits(training: Training, members: Sequence[Member], which: str):
     datasets = [getattr(m, which) for m in members]
     if training.architecture.full_batch:
         return datasets, None
-    fraction = training.config.held_out_fraction
-    splits = [d.split(fraction, m.seed) for d, m in zip(datasets, members, strict=True)]
+    config = training.config
+    splits = [
+        d.split(config.held_out_fraction, m.seed, config.held_out_max)
+        for d, m in zip(datasets, members, strict=True)
+    ]
     return [s[0] for s in splits], [s[1] for s in splits]
 
 

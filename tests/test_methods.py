@@ -1,5 +1,6 @@
 """The five methods: every family, what each trains, and the parametric calibration."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -37,6 +38,16 @@ def test_every_method_trains_on_every_family(family, method):
         row = evaluate(f, member, EvaluationSizes(n_kl=500))
         assert f.failure is None and math.isfinite(row["kl"]) and row["kl_se"] > 0
         assert f.n_train == 80
+
+
+@pytest.mark.parametrize("held_out_max, n_train", [(2048, 80), (7, 93)])
+def test_a_member_holds_out_a_share_of_its_samples_up_to_a_limit(held_out_max, n_train):
+    pair = make_task_pair("gaussian_smooth", seed=0, **SMALL_DIMS["gaussian_smooth"])
+    members = make_members(pair, [0, 1], n_target=100, n_source=200)
+    config = dataclasses.replace(TINY_CONFIG, held_out_max=held_out_max)
+    for method in ("scratch", "transfer"):
+        fitted = METHODS[method].fit(members, Training(TINY.architecture, config))
+        assert [f.n_train for f in fitted] == [n_train, n_train]
 
 
 def embedding_state(model):
