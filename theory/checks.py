@@ -28,7 +28,15 @@ from scipy.stats import norm
 
 from sims.metrics import Estimate, pinsker_holds
 from theory.fitting import fit_crossover, inverse_n_fit
-from theory.intervals import MIN_SEEDS, MUST_HOLD_LEVEL, Interval, mean_interval, seed_table
+from theory.intervals import (
+    EXPONENT_HALF_WIDTH,
+    MIN_SEEDS,
+    MUST_HOLD_LEVEL,
+    Interval,
+    mean_interval,
+    seed_table,
+    seeds_for,
+)
 from theory.parametric import crossover_n_source_at, expected_kl
 
 MUST_HOLD, CLAIM, CANDIDATE = "must_hold", "claim", "candidate"
@@ -302,6 +310,9 @@ def slope(name: str, fitted: Interval, candidate: float, reason: str = "") -> Ch
         )
     verdict = CONSISTENT if fitted.covers(candidate) else INCONSISTENT
     detail = f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}] over {_seeds(fitted.seeds)}"
+    needed = seeds_for(fitted, EXPONENT_HALF_WIDTH)
+    if needed is not None and needed > fitted.seeds:
+        detail += f"; ±{EXPONENT_HALF_WIDTH:.2f} would take about {needed} seeds"
     return Check(name, CANDIDATE, fitted.value, f"candidate {candidate:.3f}", verdict, detail)
 
 

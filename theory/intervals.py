@@ -19,6 +19,10 @@ from scipy.stats import t as student
 
 MIN_SEEDS = 5  # fewer seeds than this leave a statistical check not assessable
 MUST_HOLD_LEVEL = 0.998  # two-sided level of the intervals that must-hold checks use
+# the half-width of an exponent's interval that tells candidates apart: the candidates of
+# one method differ by 1/3 or more, more than an interval of width 0.2 can cover at once
+EXPONENT_HALF_WIDTH = 0.10
+MOST_SEEDS = 10_000  # projections beyond this many seeds are reported as this many
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,33 @@ def t_quantile(level: float, seeds: int) -> float:
     """The Student-t quantile of a two-sided ``level`` interval with ``seeds - 1`` degrees of
     freedom (NaN for fewer than 2 seeds)."""
     return float(student.ppf(0.5 + level / 2, seeds - 1)) if seeds > 1 else math.nan
+
+
+def projected_half_width(interval: Interval, seeds, level: float = 0.95):
+    """The half-width that ``interval`` (a ``level`` interval over ``interval.seeds`` seeds)
+    is projected to have over ``seeds`` seeds (a number or an array).
+
+    The standard error of a smooth statistic of means falls as 1/sqrt(S), so the half-width
+    at S' seeds is the measured one times (t_{S'-1} / sqrt(S')) / (t_{S-1} / sqrt(S)). The
+    projection carries the noise of the measured half-width, and a cell with fewer seeds
+    than the rest (a floor) keeps its own noise: read it as an order of magnitude.
+    """
+    seeds = np.asarray(seeds, float)
+    spread = interval.half_width * math.sqrt(interval.seeds) / t_quantile(level, interval.seeds)
+    return student.ppf(0.5 + level / 2, seeds - 1) * spread / np.sqrt(seeds)
+
+
+def seeds_for(interval: Interval, half_width: float, level: float = 0.95) -> int | None:
+    """The fewest seeds at which ``interval`` is projected (``projected_half_width``) to be
+    at most ``half_width`` either side, ``MOST_SEEDS`` at most; its own seeds where it is
+    already; ``None`` where it has no interval."""
+    if interval.seeds < 2 or not interval.half_width > 0:
+        return None
+    if interval.half_width <= half_width:
+        return interval.seeds
+    more = np.arange(interval.seeds + 1, MOST_SEEDS + 1)
+    narrow = projected_half_width(interval, more, level) <= half_width
+    return int(more[narrow.argmax()]) if narrow.any() else MOST_SEEDS
 
 
 def mean_interval(values, level: float = 0.95) -> Interval:

@@ -37,7 +37,7 @@ from sims.tabular import write_table
 from theory import checks
 from theory.claims import judge_claims
 from theory.fitting import fit_excess_slope, fit_plateau, fit_slope, fit_two_term, upper_grid
-from theory.intervals import Interval
+from theory.intervals import EXPONENT_HALF_WIDTH, Interval, seeds_for
 from theory.parametric import k_oracle, k_scratch, k_subspace, kappa
 from theory.power import (
     DOWN,
@@ -272,6 +272,7 @@ def _slope_row(
         "seeds": fit.seeds,
         "candidate": candidate,
         "consistent": None if reason else fit.covers(candidate),
+        "seeds_needed": None if reason else seeds_for(fit, EXPONENT_HALF_WIDTH),
         "floor": floor,
         "sizes": f"{sizes[0]:g} … {sizes[-1]:g} ({len(sizes)} levels)" if sizes else "",
         "reason": reason,
@@ -301,7 +302,8 @@ def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
                     same &= floors.similarity == similarity
                     floor = floors[same].merge(group[TRUTH].drop_duplicates(), on=TRUTH)
                 found += _fits(group, y, rate, floor)
-    return pd.DataFrame(found)
+    slopes = pd.DataFrame(found)
+    return slopes.astype({"seeds_needed": "Int64"}) if found else slopes
 
 
 def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[dict]:
