@@ -95,9 +95,8 @@ class Experiment:
             of sub-grids.
         seeds: replicates per profile; the experiment runs in the profiles named here.
         sizes: per profile, keys replaced in every sub-grid that has them.
-        model_seeds: per profile, replicates of the models (``"flow"``) or of a model's
-            method (``"diffusion/oracle"``, which takes precedence) named where they differ
-            from ``seeds`` (a cheap model run with more seeds beside a costly one).
+        model_seeds: per profile, replicates of the models named where they differ from
+            ``seeds`` (a cheap model run with more seeds beside a costly one).
     """
 
     name: str
@@ -206,10 +205,8 @@ EXPERIMENTS = (
         },
         seeds={"smoke": 2, "quick": 3, "reference": 10, "paper": 10},
         # flows cost a third of what score networks do: 16 seeds narrow transfer's
-        # two-term fit, whose target exponent is the widest of the flows' at 10; the score
-        # networks' oracle at 10 seeds has an exponent interval of +-0.16, which 21 seeds
-        # narrow to about +-0.10 (theory/README.md, "Seeds a fit needs")
-        model_seeds={"reference": {"flow": 16, "diffusion/oracle": 21}},
+        # two-term fit, whose target exponent is the widest of the flows' at 10
+        model_seeds={"reference": {"flow": 16}},
         sizes={
             "smoke": SMOKE_SIZES,
             "reference": {

@@ -120,23 +120,15 @@ def test_a_model_with_its_own_seeds_is_run_and_assembled_with_them(tmp_path, mon
         assert set(frame.model) == {"flow", "diffusion"}
 
 
-def test_the_reference_runs_flows_and_the_networks_oracle_with_more_seeds_unless_given(
-    tmp_path,
-):
+def test_the_reference_runs_flows_with_more_seeds_unless_seeds_are_given(tmp_path):
     parser = build_parser(tmp_path)
-    for argv, flows, oracle, networks in (([], 16, 21, 10), (["--seeds", "3"], 3, 3, 3)):
+    for argv, flows, networks in (([], 16, 10), (["--seeds", "3"], 3, 3)):
         args = parser.parse_args(["--profile", "reference", "--only", "target_scaling", *argv])
         plan, _ = _plan(args, parser)
         seeds = {
-            (c.model, c.method): len(plan.seeds_of("target_scaling", c))
-            for c in plan.cells["target_scaling"]
+            c.model: len(plan.seeds_of("target_scaling", c)) for c in plan.cells["target_scaling"]
         }
-        assert seeds == {
-            **{("flow", method): flows for method in ("scratch", "transfer", "oracle")},
-            ("diffusion", "scratch"): networks,
-            ("diffusion", "transfer"): networks,
-            ("diffusion", "oracle"): oracle,
-        }
+        assert seeds == {"flow": flows, "diffusion": networks}
 
 
 def _flow_scratch_plan() -> Plan:

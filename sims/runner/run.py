@@ -30,8 +30,7 @@ from sims.schema import CELL_COLUMN, CONTRACT_COLUMNS, INTEGER_COLUMNS
 @dataclass
 class Plan:
     """The cells of each experiment of a run, the seeds each experiment asks for, and
-    per experiment the seeds of the models (or a model's methods, ``"model/method"``) that
-    take others."""
+    per experiment the seeds of the models that take others."""
 
     cells: dict[str, list[Cell]]
     seeds: dict[str, list[int]]
@@ -40,8 +39,7 @@ class Plan:
     @classmethod
     def of(cls, cells: dict[str, list[Cell]], profile: str, seeds: int | None = None) -> Plan:
         """The plan of the experiments named in ``cells`` (their cells) with the seeds each
-        asks for in ``profile``, each model's and method's own included, or ``seeds`` for
-        all where given."""
+        asks for in ``profile``, each model's own included, or ``seeds`` for all where given."""
         experiments = [get_experiment(name) for name in cells]
         own = {} if seeds else {e.name: e.model_seeds.get(profile, {}) for e in experiments}
         return cls(
@@ -51,10 +49,8 @@ class Plan:
         )
 
     def seeds_of(self, name: str, cell: Cell) -> list[int]:
-        """The seeds experiment ``name`` asks of ``cell``: its method's own, else its
-        model's own, else the experiment's."""
-        own = self.model_seeds.get(name, {})
-        return own.get(f"{cell.model}/{cell.method}", own.get(cell.model, self.seeds[name]))
+        """The seeds experiment ``name`` asks of ``cell``."""
+        return self.model_seeds.get(name, {}).get(cell.model, self.seeds[name])
 
     def part(self, name: str) -> Plan:
         """The plan of experiment ``name`` alone."""
