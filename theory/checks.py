@@ -35,7 +35,6 @@ from theory.intervals import (
     Interval,
     mean_interval,
     seed_table,
-    seeds_for,
 )
 from theory.parametric import crossover_n_source_at, expected_kl
 
@@ -299,10 +298,17 @@ def ode_likelihood(rows: pd.DataFrame) -> Check:
     return seed_z("ode_likelihood", rows, z, "(kl_ode - kl_ode_exact) / kl_se")
 
 
-def slope(name: str, fitted: Interval, candidate: float, reason: str = "") -> Check:
+def slope(
+    name: str,
+    fitted: Interval,
+    candidate: float,
+    reason: str = "",
+    seeds_needed: int | None = None,
+) -> Check:
     """[candidate] A fitted exponent beside the candidate; consistent when its interval
     covers it, not assessable when the fit has no interval (``reason`` says why). Reported,
-    never failing."""
+    never failing; ``seeds_needed`` (the seeds projected for ±``EXPONENT_HALF_WIDTH``) is
+    told where it exceeds the fit's."""
     if reason or not fitted.low < fitted.high:
         why = reason or "no spread over seeds"
         return Check(
@@ -310,9 +316,8 @@ def slope(name: str, fitted: Interval, candidate: float, reason: str = "") -> Ch
         )
     verdict = CONSISTENT if fitted.covers(candidate) else INCONSISTENT
     detail = f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}] over {_seeds(fitted.seeds)}"
-    needed = seeds_for(fitted, EXPONENT_HALF_WIDTH)
-    if needed is not None and needed > fitted.seeds:
-        detail += f"; ±{EXPONENT_HALF_WIDTH:.2f} would take about {needed} seeds"
+    if seeds_needed is not None and seeds_needed > fitted.seeds:
+        detail += f"; ±{EXPONENT_HALF_WIDTH:.2f} would take about {seeds_needed} seeds"
     return Check(name, CANDIDATE, fitted.value, f"candidate {candidate:.3f}", verdict, detail)
 
 

@@ -367,6 +367,7 @@ def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:
                 Interval(r.fitted, r.low, r.high, r.seeds),
                 r.candidate,
                 r.reason,
+                r.seeds_needed,
             ),
             experiments=r.experiments,
         )
