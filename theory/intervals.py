@@ -49,10 +49,11 @@ class Interval:
         return (self.high - self.low) / 2
 
 
-def t_quantile(level: float, seeds: int) -> float:
+def t_quantile(level: float, seeds):
     """The Student-t quantile of a two-sided ``level`` interval with ``seeds - 1`` degrees of
-    freedom (NaN for fewer than 2 seeds)."""
-    return float(student.ppf(0.5 + level / 2, seeds - 1)) if seeds > 1 else math.nan
+    freedom: a float for a number of seeds, an array for an array (NaN for fewer than 2)."""
+    quantile = student.ppf(0.5 + level / 2, np.asarray(seeds, float) - 1)
+    return float(quantile) if np.ndim(quantile) == 0 else quantile
 
 
 def projected_half_width(interval: Interval, seeds, level: float = 0.95):
@@ -64,9 +65,8 @@ def projected_half_width(interval: Interval, seeds, level: float = 0.95):
     projection carries the noise of the measured half-width, and a cell with fewer seeds
     than the rest (a floor) keeps its own noise: read it as an order of magnitude.
     """
-    seeds = np.asarray(seeds, float)
     spread = interval.half_width * math.sqrt(interval.seeds) / t_quantile(level, interval.seeds)
-    return student.ppf(0.5 + level / 2, seeds - 1) * spread / np.sqrt(seeds)
+    return t_quantile(level, seeds) * spread / np.sqrt(seeds)
 
 
 def seeds_for(interval: Interval, half_width: float, level: float = 0.95) -> int | None:
