@@ -5,22 +5,26 @@ from __future__ import annotations
 import dataclasses
 import io
 import shutil
+import warnings
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import torch
 from conftest import SMALL_DIMS
+from holding import holding
 
 import sims
 from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
 from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import make_members, pretrain
+from sims.runner import run as run_module
 from sims.runner import tasks
 from sims.runner.cells import Cell, expand, parse_override
 from sims.runner.cli import _plan, build_parser
 from sims.runner.keys import code_version
-from sims.runner.run import Backend, Plan, assemble, execute
+from sims.runner.run import LOKY_REPLACED_A_WORKER, Backend, Plan, assemble, execute
 from sims.runner.schedule import MAX_SIZE_RATIO, PRETRAIN, TRAIN, Task, schedule, units
 from sims.runner.store import Store
 from sims.runner.tasks import Settings, restored, stored
@@ -138,8 +142,9 @@ def _flow_scratch_plan() -> Plan:
 
 
 def test_the_cache_reuses_rows_only_under_the_settings_that_made_them(tmp_path, monkeypatch):
-    """An unchanged rerun trains nothing; an edited profile setting or architecture width
-    recomputes, and the rows of the run's own settings are the ones assembled."""
+    """An unchanged rerun trains nothing; an edited training setting, evaluation size or
+    architecture width recomputes, and the rows of the run's own settings are the ones
+    assembled."""
     plan, store = _flow_scratch_plan(), Store(tmp_path)
     smoke = PROFILE_SETTINGS["smoke"]
     first = Settings(smoke)
@@ -149,6 +154,9 @@ def test_the_cache_reuses_rows_only_under_the_settings_that_made_them(tmp_path, 
     longer = dataclasses.replace(smoke.training, max_steps=smoke.training.max_steps + 20)
     edited = Settings(dataclasses.replace(smoke, training=longer))
     assert execute(plan, store, edited, Backend(), progress=False).new_rows == rows
+    sizes = dataclasses.replace(smoke.sizes, n_kl=smoke.sizes.n_kl + 1)
+    resized = Settings(dataclasses.replace(smoke, sizes=sizes))
+    assert execute(plan, store, resized, Backend(), progress=False).new_rows == rows
     narrower = dataclasses.replace(tasks.ARCHITECTURES["flow"], hidden=16)
     monkeypatch.setitem(tasks.ARCHITECTURES, "flow", narrower)
     assert execute(plan, store, first, Backend(), progress=False).new_rows == rows
@@ -158,11 +166,60 @@ def test_the_cache_reuses_rows_only_under_the_settings_that_made_them(tmp_path, 
     assert set(assemble(plan, store, edited).cell).isdisjoint(keys)
 
 
+def test_more_seeds_train_and_pre_train_only_the_new_ones(tmp_path, monkeypatch):
+    """Declaring more seeds trains rows for the new seeds alone, pre-trains source models for
+    them alone, and gives every seed the row a run of all seeds at once gives it."""
+    experiment = get_experiment("target_scaling")
+    overrides = {"model": ("flow",), "method": ("transfer",), "n_target": (50,)}
+    cells = {experiment.name: expand(experiment, "smoke", overrides)}
+    settings = Settings(PROFILE_SETTINGS["smoke"])
+    pretrained_seeds = []
+
+    def recording(unit, settings):
+        pretrained_seeds.extend(seed for _, seeds in unit for seed in seeds)
+        return tasks.pretrain_task(unit, settings)
+
+    monkeypatch.setattr(run_module, "pretrain_task", recording)
+    extended = tmp_path / "extended"
+    execute(Plan(cells, {experiment.name: [0, 1]}), Store(extended), settings, Backend(), False)
+    pretrained_seeds.clear()
+    plan = Plan(cells, {experiment.name: [0, 1, 2]})
+    summary = execute(plan, Store(extended), settings, Backend(), progress=False)
+    assert summary.new_rows == len(cells[experiment.name])
+    assert set(pretrained_seeds) == {2}
+    at_once = tmp_path / "at_once"
+    execute(plan, Store(at_once), settings, Backend(), progress=False)
+    rows = [
+        assemble(plan, Store(d), settings).set_index(["cell", "seed"]).kl.sort_index()
+        for d in (extended, at_once)
+    ]
+    assert rows[0].to_numpy() == pytest.approx(rows[1].to_numpy(), rel=1e-6)
+
+
+def test_a_worker_replaced_for_its_memory_does_not_warn():
+    """loky replaces a worker whose memory grew by 300 MB after its first task and warns
+    while tasks wait; the runner's backend keeps that warning out of a run's output."""
+    tasks_ = [(holding, 0)] * 2 + [(holding, 400)] * 2 + [(holding, 0)] * 4
+    for quiet in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if quiet:
+                results = sorted(result for _, result in Backend(jobs=2).run(tasks_))
+            else:
+                calls = (joblib.delayed(holding)(size) for _, size in tasks_)
+                results = sorted(joblib.Parallel(n_jobs=2)(calls))
+        assert results == sorted(size for _, size in tasks_)
+        replaced = [w for w in caught if LOKY_REPLACED_A_WORKER in str(w.message)]
+        assert bool(replaced) != quiet
+
+
 def test_the_code_version_follows_the_sources_that_compute_rows(tmp_path):
     package = tmp_path / "sims"
     shutil.copytree(Path(sims.__file__).parent, package)
     version = code_version.__wrapped__(package)
     (package / "report" / "new.py").write_text("# not a row's code\n")
+    declared = package / "experiments.py"
+    declared.write_text(declared.read_text() + "\n# more seeds declared\n")
     assert code_version.__wrapped__(package) == version
     (package / "engine.py").write_text((package / "engine.py").read_text() + "\n# edited\n")
     assert code_version.__wrapped__(package) != version

@@ -3,14 +3,16 @@ persist each finished ensemble, and assemble the rows.
 
 Work runs in two waves: the pre-training of source models and every ensemble that needs
 none, then the ensembles that start from a pre-trained model (``transfer``, ``finetune``).
-Each cell's missing seeds form one ensemble (one task); pre-training covers every seed the
-run asks of its group, so that a resumed run trains exactly what an uninterrupted one does.
+Each cell's missing seeds form one ensemble (one task); pre-training covers the seeds of its
+group still missing a row, so that more seeds declared pre-train only the new ones, and a
+resumed run finds the source models it pre-trained and trains what an uninterrupted one does.
 Parallelism is joblib's: ``loky`` processes on this machine, or ``dask`` on a distributed
 cluster through joblib's Dask backend; the parent process alone writes to the store.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +68,9 @@ class Plan:
         return {cell: sorted(seeds) for cell, seeds in found.items()}
 
 
+LOKY_REPLACED_A_WORKER = "A worker stopped while some jobs were given to the executor"
+
+
 @dataclass
 class Backend:
     """Where tasks run: ``loky`` with ``jobs`` processes, or ``dask`` at ``scheduler``."""
@@ -83,7 +88,12 @@ class Backend:
             with Client(self.scheduler), joblib.parallel_config(backend="dask"):
                 yield from joblib.Parallel(n_jobs=-1, return_as="generator_unordered")(calls)
             return
-        yield from joblib.Parallel(n_jobs=self.jobs, return_as="generator_unordered")(calls)
+        with warnings.catch_warnings():
+            # loky replaces a worker whose memory grew by 300 MB after its first task (its guard
+            # against leaks), as a large ensemble's memory kept by malloc for reuse makes it, and
+            # warns where tasks wait; every task is whole in itself, so no row changes
+            warnings.filterwarnings("ignore", LOKY_REPLACED_A_WORKER, UserWarning)
+            yield from joblib.Parallel(n_jobs=self.jobs, return_as="generator_unordered")(calls)
 
 
 def _indexed(index: int, task: tuple) -> tuple[int, object]:
@@ -120,7 +130,7 @@ def execute(
         if left := [s for s in seeds if (key, s) not in stored]:
             missing[cell] = left
     group_seeds: dict[tuple, set[int]] = defaultdict(set)
-    for cell, seeds in wanted.items():
+    for cell, seeds in missing.items():
         if cell.pretrained:
             group_seeds[cell.pretraining_key()] |= set(seeds)
 
