@@ -181,7 +181,9 @@ def test_more_seeds_train_and_pre_train_only_the_new_ones(tmp_path, monkeypatch)
 
     monkeypatch.setattr(run_module, "pretrain_task", recording)
     extended = tmp_path / "extended"
-    execute(Plan(cells, {experiment.name: [0, 1]}), Store(extended), settings, Backend(), False)
+    execute(
+        Plan(cells, {experiment.name: [0, 1]}), Store(extended), settings, Backend(), progress=False
+    )
     pretrained_seeds.clear()
     plan = Plan(cells, {experiment.name: [0, 1, 2]})
     summary = execute(plan, Store(extended), settings, Backend(), progress=False)
