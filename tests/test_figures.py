@@ -1,4 +1,5 @@
-"""Figures that never mix rows of different truths and never drop a point."""
+"""Figures that never mix rows of different truths and never drop a point, and the report
+where a figure cannot be drawn."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from anchor import anchor_rows
 
 from sims.experiments import get_experiment
+from sims.report import write_outputs
 from sims.report.document import contents
-from sims.report.figures import rates
+from sims.report.figures import rates, samples
+from sims.schema import SAMPLE_COLUMN
 
 
 def rows(d_x: int, level: float, seeds: int = 3) -> pd.DataFrame:
@@ -83,3 +87,39 @@ def test_the_report_names_what_an_experiments_rows_hold():
     assert contents(pd.concat([rows(2, 10.0, seeds=10), flows])).endswith(
         "; 10 seeds for diffusion and 16 for flow."
     )
+
+
+def test_samples_of_one_dimension_are_drawn_as_histograms_over_shared_bins():
+    """A scatter needs two coordinates; 1-D samples are histograms, every panel of a row
+    over the same bins, so that truth and models compare bar by bar."""
+    draws = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "model": "flow",
+            "method": method,
+            "n_target": 60,
+            SAMPLE_COLUMN: {
+                "truth": draws.normal(size=(200, 1)),
+                "model": shift + draws.normal(size=(200, 1)),
+            },
+        }
+        for method, shift in (("scratch", 1.0), ("transfer", 3.0))
+    )
+    figure = samples(get_experiment("samples"), frame, pd.DataFrame())
+    drawn = [axes for axes in figure.axes if axes.patches]
+    assert [axes.get_title() for axes in drawn] == ["truth", "flow: scratch", "flow: transfer"]
+    left_edges = [[bar.get_x() for bar in axes.patches] for axes in drawn]
+    assert len(left_edges[0]) == 40
+    assert left_edges[1] == left_edges[0] and left_edges[2] == left_edges[0]
+    plt.close(figure)
+
+
+def test_a_figure_without_the_rows_it_compares_is_named_in_the_report(tmp_path):
+    """The crossover figure compares transfer with scratch; rows of transfer alone still
+    give their rows and report, which says why there is no figure."""
+    rows = anchor_rows(n_targets=(250,), n_sources=(500, 2000), methods=("transfer",), seeds=2)
+    write_outputs(rows.assign(experiment="crossover"), ["crossover"], tmp_path)
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "No figure: the crossover figure compares transfer with scratch" in report
+    assert not (tmp_path / "figures" / "crossover.png").exists()
+    assert len(pd.read_csv(tmp_path / "results" / "experiments" / "crossover.csv")) == 4

@@ -208,11 +208,6 @@ def test_a_terminated_run_says_so_and_keeps_its_rows(tmp_path):
     assert not (tmp_path / "results" / "results.csv").exists()
 
 
-def test_samples_of_one_dimension_are_drawn_as_histograms(tmp_path):
-    run_all("--profile", "smoke", "--only", "samples", "--set", "d_x=1", "--out", str(tmp_path))
-    assert (tmp_path / "figures" / "samples.png").stat().st_size > 0
-
-
 def test_another_precision_trains_anew(tmp_path, reference):
     """A run in the precision the reference run did not use reuses none of its rows."""
     shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
@@ -317,19 +312,6 @@ def test_list_names_every_experiment(capsys):
     listed = capsys.readouterr().out
     for experiment in EXPERIMENTS:
         assert experiment.name in listed and experiment.description[:30] in listed
-
-
-def test_a_figure_without_the_rows_it_compares_is_named_in_the_report(tmp_path):
-    """The crossover figure compares transfer with scratch; a run of transfer alone still
-    writes its rows and report, and says why there is no figure."""
-    run_all(
-        "--profile", "smoke", "--only", "crossover", "--set", "method=transfer",
-        "--out", str(tmp_path),
-    )  # fmt: skip
-    report = (tmp_path / "results" / "report.md").read_text()
-    assert "No figure: the crossover figure compares transfer with scratch" in report
-    assert not (tmp_path / "figures" / "crossover.png").exists()
-    assert len(pd.read_csv(tmp_path / "results" / "results.csv")) > 0
 
 
 PLUGIN = ROOT / "tests" / "plugins" / "two_modes.py"
