@@ -1,9 +1,11 @@
-"""The package's structure: no two of its parts import each other."""
+"""The package's structure: no two of its parts import each other; the run's outputs stay out
+of git; the documents' links resolve."""
 
 from __future__ import annotations
 
 import ast
 import itertools
+import re
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -82,3 +84,26 @@ def test_a_default_runs_outputs_are_ignored_by_git():
         ["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True
     )
     assert ignored.stdout.split() == outputs
+
+
+def broken_links(files: list[Path]) -> list[str]:
+    """``FILE: TARGET`` for each relative Markdown link in ``files`` whose target is absent."""
+    found = []
+    for path in files:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+            if "://" not in target and not (path.parent / target).exists():
+                found.append(f"{path.name}: {target}")
+    return found
+
+
+def test_every_relative_link_of_the_documents_resolves(tmp_path):
+    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True)
+    documents = [ROOT / name for name in listed.stdout.split()]
+    assert len(documents) >= 5 and broken_links(documents) == []
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "running.md").write_text("")
+    planted = tmp_path / "docs" / "results.md"
+    planted.write_text("[ok](running.md), [broken](docs/running.md), [web](https://x.org/a)")
+    assert broken_links([planted]) == ["results.md: docs/running.md"]
