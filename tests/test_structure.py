@@ -79,6 +79,7 @@ def test_a_default_runs_outputs_are_ignored_by_git():
         "figures/calibration.png",
         "figures/calibration.pdf",
         "reference/results/cache/rows/0123.json",
+        "reference/score_networks_24_seeds/results/cache/rows/0123.json",
     ]
     ignored = subprocess.run(
         ["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True
