@@ -68,10 +68,15 @@ def test_a_part_importing_one_that_imports_it_back_is_found(tmp_path):
     assert mutual_imports(imports_between_parts(tmp_path)) == [("sims.engine", "sims.models")]
 
 
-def test_a_default_runs_outputs_are_ignored_by_git():
-    """``python run_all.py`` writes into the working tree: none of it shows in git status."""
+def git(*arguments: str) -> str:
+    """What ``git ARGUMENTS`` prints in the repository; skips the test outside a checkout."""
     if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
         pytest.skip("not a git checkout")
+    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout
+
+
+def test_a_default_runs_outputs_are_ignored_by_git():
+    """``python run_all.py`` writes into the working tree: none of it shows in git status."""
     outputs = [
         "results/results.csv",
         "results/experiments/calibration.csv",
@@ -81,10 +86,7 @@ def test_a_default_runs_outputs_are_ignored_by_git():
         "reference/results/cache/rows/0123.json",
         "reference/score_networks_24_seeds/results/cache/rows/0123.json",
     ]
-    ignored = subprocess.run(
-        ["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True
-    )
-    assert ignored.stdout.split() == outputs
+    assert git("check-ignore", *outputs).split() == outputs
 
 
 def broken_links(files: list[Path]) -> list[str]:
@@ -98,10 +100,7 @@ def broken_links(files: list[Path]) -> list[str]:
 
 
 def test_every_relative_link_of_the_documents_resolves(tmp_path):
-    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
-        pytest.skip("not a git checkout")
-    listed = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True)
-    documents = [ROOT / name for name in listed.stdout.split()]
+    documents = [ROOT / name for name in git("ls-files", "*.md").split()]
     assert len(documents) >= 5 and broken_links(documents) == []
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "running.md").write_text("")
