@@ -63,6 +63,32 @@ def test_rows_of_two_dimensions_are_drawn_apart():
     np.testing.assert_allclose(drawn["diffusion on shared_latent\nd_x=8"], expected[8])
 
 
+def test_the_floor_and_candidate_drawn_are_those_of_the_kl():
+    """A figure of KL draws the floor and candidate of the KL's fit, not of the squared
+    Hellinger's beside it (listed first here)."""
+    fit = {
+        "experiments": "unconditional",
+        "model": "diffusion",
+        "family": "shared_latent",
+        "method": "scratch",
+        "over": "n_target (excess over floor)",
+    }
+    slopes = pd.DataFrame(
+        [
+            fit | {"error": "hellinger2", "candidate": 0.5, "floor": 0.001},
+            fit | {"error": "kl", "candidate": 1.0, "floor": 0.02},
+        ]
+    )
+    figure = rates(get_experiment("unconditional"), rows(2, 10.0), slopes)
+    (axes,) = [a for a in figure.axes if a.get_title()]
+    lines = {line.get_linestyle(): line for line in axes.get_lines()}
+    plt.close(figure)
+    assert lines["-."].get_ydata()[0] == pytest.approx(0.02)
+    drawn = lines["--"]
+    slope = np.diff(np.log(drawn.get_ydata())) / np.diff(np.log(drawn.get_xdata()))
+    np.testing.assert_allclose(slope, -1.0)
+
+
 def test_a_mean_a_log_axis_cannot_show_switches_it_to_symlog():
     frame = rows(2, 10.0)
     frame.loc[frame.n_target == 240, "kl"] = -0.003

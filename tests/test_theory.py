@@ -36,6 +36,8 @@ from theory.parametric import (
     transfer_kl,
 )
 from theory.rates import Setting, exponent, predict
+from theory.rows import trained_models
+from theory.verdict import fitted_slopes
 
 
 def test_parameter_counts_by_hand():
@@ -297,6 +299,27 @@ def test_fits_leave_out_cells_with_few_seeds_beside_cells_with_many():
     curve = power_law_rows(rng, 0.6, [50, 100, 200, 400], seeds=3, noise=0.1, constant=2.0)
     excess = fit_excess_slope(curve, floor_rows(rng, 0.004))
     assert excess.levels == [50, 100, 200, 400] and excess.reason == ""
+
+
+def test_the_verdict_fits_each_error_of_a_network_with_its_own_exponent():
+    """A network's exponents are fitted to its KL and to its squared Hellinger, each from
+    its own column (here H^2 falls at twice KL's exponent); rows without H^2 give KL's."""
+    rng = np.random.default_rng(9)
+    grid = [100, 200, 400, 800, 1600, 3200]
+    curve = power_law_rows(rng, 0.3, grid, seeds=10, noise=0.1).assign(
+        hellinger2=power_law_rows(rng, 0.6, grid, seeds=10, noise=0.1).kl + 0.001,
+        experiment="target_scaling",
+    )
+    curve["kl"] += 0.004  # the floors of the training
+    floor = floor_rows(rng, 0.004).assign(hellinger2=lambda f: f.kl / 4, experiment="floor")
+    truth = dict(model="flow", method="scratch", family="gaussian_smooth", d_x=2, d_z=8, d_h=2)
+    rows = pd.concat([curve, floor]).assign(**truth, status="ok")
+    slopes = fitted_slopes(trained_models(rows)).set_index("error")
+    for error, exponent_ in (("kl", 0.3), ("hellinger2", 0.6)):
+        fit = slopes.loc[error]
+        assert fit.low <= exponent_ <= fit.high and fit.candidate == pytest.approx(1 / 3)
+    without = fitted_slopes(trained_models(rows.drop(columns="hellinger2")))
+    assert list(without.error) == ["kl"]
 
 
 def test_plateau_fit_recovers_the_exponent_and_needs_four_levels():

@@ -54,6 +54,9 @@ from theory.rates import Setting, predict
 from theory.rows import TRUTH, experiments_of, in_experiment, trained_models, truth_knobs
 
 ANCHOR_ERROR = "kl_exact"  # the linear-Gaussian model's KL in closed form
+# the errors whose exponents are fitted for every other model: the candidates are minimax
+# exponents in KL and in squared Hellinger alike, and H^2 <= 1 has no heavy tail
+MODEL_ERRORS = ("kl", "hellinger2")
 UPPER_FRACTION = 0.5  # a slope without a floor is fitted over the upper half of its grid
 EXACT_FITS = ("linear_gaussian", "linear_score")  # fitted to convergence: no training floor
 NO_FLOOR = (
@@ -283,13 +286,16 @@ def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
     """Every fitted exponent p (error ~ n^-p) with its candidate: from the log-log slope over
     n_t for source-free methods; for transfer, from a two-term fit where n_t and n_s both
     vary, else from a fit with its plateau over whichever of them varies. A trained network's
-    exponents are those of its excess over its floor."""
+    exponents are those of its excess over its floor. Each is fitted to the closed-form KL of
+    the linear-Gaussian model, and to KL and squared Hellinger (where the rows have it) of
+    every other model."""
     frame = frame.assign(similarity=frame.similarity.fillna(0.0))
     is_floor = in_experiment(frame, FLOOR_EXPERIMENT)
     floors = frame[is_floor]
     found = []
     for (model, method), rows in frame[~is_floor].groupby(["model", "method"]):
-        y = ANCHOR_ERROR if model == "linear_gaussian" else "kl"
+        errors = (ANCHOR_ERROR,) if model == "linear_gaussian" else MODEL_ERRORS
+        errors = [y for y in errors if y in rows and rows[y].notna().any()]
         for _, truth in _truths(rows):
             for similarity, group in truth.groupby("similarity"):
                 config = make_task_pair(group.family.iloc[0], **truth_knobs(group)).config
@@ -301,7 +307,8 @@ def fitted_slopes(frame: pd.DataFrame) -> pd.DataFrame:
                     same = (floors.model == model) & (floors.method == method)
                     same &= floors.similarity == similarity
                     floor = floors[same].merge(group[TRUTH].drop_duplicates(), on=TRUTH)
-                found += _fits(group, y, rate, floor)
+                for y in errors:
+                    found += _fits(group, y, rate, floor)
     slopes = pd.DataFrame(found)
     return slopes.astype({"seeds_needed": "Int64"}) if found else slopes
 
@@ -363,7 +370,7 @@ def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:
     found += [
         replace(
             checks.slope(
-                f"{r.family} {r.model} {r.method}, exponent over {r.over}, {r.sizes}",
+                f"{r.family} {r.model} {r.method}, exponent of {r.error} over {r.over}, {r.sizes}",
                 Interval(r.fitted, r.low, r.high, r.seeds),
                 r.candidate,
                 r.reason,

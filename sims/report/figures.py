@@ -178,7 +178,7 @@ def _method_lines(axes, rows: pd.DataFrame, x: str, method: str) -> None:
 
 
 def _slopes_of(slopes: pd.DataFrame, experiment, model, family, method) -> pd.DataFrame:
-    """The fitted exponents of one method in one panel of ``experiment``."""
+    """The fitted exponents of the KL of one method in one panel of ``experiment``."""
     if slopes.empty:
         return slopes
     return slopes[
@@ -186,6 +186,7 @@ def _slopes_of(slopes: pd.DataFrame, experiment, model, family, method) -> pd.Da
         & (slopes.model == model)
         & (slopes.family == family)
         & (slopes.method == method)
+        & (slopes.error == "kl")
     ]
 
 
