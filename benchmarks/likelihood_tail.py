@@ -46,13 +46,13 @@ def main() -> None:
     fitted = METHODS[args.method].fit(members, training)
     models = StackedModels([f.model for f in fitted], "cpu")
     tau0 = models.base.tau0
-    truths = [pair.target] * len(seeds)
+    evaluation_seeds = [EVALUATION_SEED_OFFSET + s for s in seeds]
     z, x = stacked_samples(
-        truths, reference.sizes.n_ode, [EVALUATION_SEED_OFFSET + s for s in seeds], tau0
+        [pair.target] * len(seeds), reference.sizes.n_ode, evaluation_seeds, tau0
     )
     log_p = torch.stack([pair.target.log_prob(x[e], z[e], tau0) for e in range(len(seeds))])
     log_q = ode_log_prob(models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5)
-    ratios = (log_p - log_q).detach()
+    ratios = log_p - log_q
     top = max(1, round(TOP_SHARE * ratios.shape[1]))
     for seed, ratio, log_p_member in zip(seeds, ratios, log_p, strict=True):
         largest = ratio.topk(top).values
