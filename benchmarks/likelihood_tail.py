@@ -4,27 +4,24 @@
 
 Trains the members ``--seeds`` of ``--method`` on ``gaussian_smooth`` (d_x=2, d_z=8, d_h=2,
 truth seed 0) with n_t = ``--n`` (n_s = 2000 for transfer) under the reference profile's
-settings, as one ensemble, and takes each model's probability-flow log-density at the truth
-points its row's KL is estimated on (the reference profile's ``n_ode``, the evaluation's
-seeds). Prints one line per member: the KL (the mean of log p - log p_hat), the median log
-ratio, the share of the KL that its largest 1 % of points carry, and the largest log ratio
-with log p at that point (a point the truth finds likely, or one in its tail).
+settings and ``run_all.py``'s default precision, and takes each model's probability-flow
+log-density at the truth points its row's KL is estimated on
+(``sims.evaluation.likelihood_points``). A member's model does not depend on the others it
+trains beside, so these are the reference run's models of the same cells and seeds. Prints
+one line per member: the KL (the mean of log p - log p_hat), the median log ratio, the share
+of the KL that its largest 1 % of points carry, and the largest log ratio with log p at that
+point (a point the truth finds likely, or one in its tail).
 """
 
 from __future__ import annotations
 
 import argparse
 
-import torch
-
-from sims.diffusion.likelihood import ode_log_prob
-from sims.evaluation import EVALUATION_SEED_OFFSET
+from sims.evaluation import likelihood_points
 from sims.experiments import PROFILE_SETTINGS
 from sims.generators import make_task_pair
-from sims.generators.tasks import stacked_samples
 from sims.methods import METHODS, Training, make_members
 from sims.models.architectures import ARCHITECTURES
-from sims.models.stacked import StackedModels
 from sims.process import configure
 
 TOP_SHARE = 0.01  # the largest log ratios whose part of the KL is printed
@@ -42,16 +39,11 @@ def main() -> None:
     pair = make_task_pair("gaussian_smooth", d_x=2, d_z=8, d_h=2, seed=0)
     n_source = 2000 if args.method == "transfer" else None
     members = make_members(pair, seeds, args.n, n_source)
-    training = Training(ARCHITECTURES["diffusion"], reference.training_of("diffusion"))
-    fitted = METHODS[args.method].fit(members, training)
-    models = StackedModels([f.model for f in fitted], "cpu")
-    tau0 = models.base.tau0
-    evaluation_seeds = [EVALUATION_SEED_OFFSET + s for s in seeds]
-    z, x = stacked_samples(
-        [pair.target] * len(seeds), reference.sizes.n_ode, evaluation_seeds, tau0
+    training = Training(
+        ARCHITECTURES["diffusion"], reference.training_of("diffusion"), "cpu", "auto"
     )
-    log_p = torch.stack([pair.target.log_prob(x[e], z[e], tau0) for e in range(len(seeds))])
-    log_q = ode_log_prob(models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5)
+    fitted = METHODS[args.method].fit(members, training)
+    log_p, log_q = likelihood_points(fitted, members, reference.sizes.n_ode)
     ratios = log_p - log_q
     top = max(1, round(TOP_SHARE * ratios.shape[1]))
     for seed, ratio, log_p_member in zip(seeds, ratios, log_p, strict=True):

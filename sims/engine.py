@@ -160,11 +160,18 @@ class _Stack:
             parts.append(call_each(self.base, member_params, member_buffers, *args))
         return torch.cat(parts)
 
-    def noise(self, generators: Sequence[torch.Generator], *shape: int) -> Tensor:
+    def noise(
+        self,
+        generators: Sequence[torch.Generator],
+        *shape: int,
+        lengths: Sequence[int] | None = None,
+    ) -> Tensor:
         """(*shape[:-1], E, shape[-1], noise_features) standard normal noise on the device,
-        each member's from its own generator (``sims.streams.normal_draws``)."""
+        each member's from its own generator, of its own length where ``lengths`` are given
+        (``sims.streams.normal_draws``)."""
         features = self.base.noise_features
-        return normal_draws(generators, features, self.dtype, *shape).to(self.device)
+        draws = normal_draws(generators, features, self.dtype, *shape, lengths=lengths)
+        return draws.to(self.device)
 
     def unstacked(self, params: dict[str, Tensor]) -> list[TrainedModel]:
         """Copies of the members carrying ``params`` (stacked) and their own buffers."""
@@ -321,6 +328,7 @@ def fit_minibatch(
     if stack.base.noise_features:
         held_out = [d.repeated(config.held_out_noise_draws) for d in held_out]
     x_held, z_held, w_held = stack.pad(held_out)
+    held_sizes = [len(d) for d in held_out]
     held_out_generators = [seeded_generator(s, "held-out noise") for s in seeds]
     ensemble = len(models)
     running = _Running(
@@ -333,8 +341,8 @@ def fit_minibatch(
         x_held=x_held,
         z_held=z_held,
         w_held=w_held,
-        noise_held=stack.noise(held_out_generators, x_held.shape[1]),
-        held_sizes=torch.tensor([len(d) for d in held_out]),
+        noise_held=stack.noise(held_out_generators, x_held.shape[1], lengths=held_sizes),
+        held_sizes=torch.tensor(held_sizes),
         streams=make_streams(streams, seeds, [len(d) for d in train], device),
         precision=resolve(precision, device),
     )

@@ -132,16 +132,21 @@ class _Group:
         return z, x, torch.stack(log_p)
 
 
+def _group(fitted: Sequence[Fitted], members: Sequence[Member], device: str) -> _Group:
+    """The models stacked on ``device``, each with its member's target and evaluation seed."""
+    seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
+    targets = {id(m.pair): m.pair.target for m in members}  # members share their truths
+    on_device = {key: target.to(device) for key, target in targets.items()}
+    truths = [on_device[id(m.pair)] for m in members]
+    return _Group(StackedModels([f.model for f in fitted], device), truths, seeds)
+
+
 def _evaluate_group(
     fitted: Sequence[Fitted], members: Sequence[Member], sizes: EvaluationSizes, device: str
 ) -> list[dict[str, float]]:
     """``evaluate_ensemble`` of models evaluated in one stack."""
     models = [f.model for f in fitted]
-    seeds = [EVALUATION_SEED_OFFSET + m.seed for m in members]
-    targets = {id(m.pair): m.pair.target for m in members}  # members share their truths
-    on_device = {key: target.to(device) for key, target in targets.items()}
-    truths = [on_device[id(m.pair)] for m in members]
-    group = _Group(StackedModels(models, device), truths, seeds)
+    group = _group(fitted, members, device)
     rows = EVALUATIONS[models[0].evaluation](group, sizes)
     closed_form = models[0].closed_form
     if closed_form is not None:
@@ -215,10 +220,18 @@ def _prior_kl(truth: Task) -> Estimate:
     return prior_kl(truth)
 
 
-def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
-    """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
-    at tau_0 over ``n`` truth samples (one Hutchinson probe per point from the member's seed,
-    beyond ``ode_log_prob``'s exact dimensions)."""
+def likelihood_points(
+    fitted: Sequence[Fitted], members: Sequence[Member], n: int, device: str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """log p and log p_hat (E, n) in nats: each score model's probability-flow log-density
+    at the ``n`` truth samples at tau_0 that its row's KL, TV and squared Hellinger are
+    estimated on (``n`` = ``EvaluationSizes.n_ode``), beside the truth's own."""
+    return _likelihoods(_group(fitted, members, device), n)
+
+
+def _likelihoods(group: _Group, n: int) -> tuple[Tensor, Tensor]:
+    """``likelihood_points`` of a group (one Hutchinson probe per point from the member's
+    seed, beyond ``ode_log_prob``'s exact dimensions)."""
     models, tau0 = group.models, group.models.base.tau0
     z, x, log_p = group.points(n, tau0)
     probe = torch.stack(
@@ -227,7 +240,13 @@ def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
     log_q = ode_log_prob(
         models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5, probe=probe.to(x)
     )
-    return _divergence_rows(log_p, log_q)
+    return log_p, log_q
+
+
+def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
+    """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
+    at tau_0 over ``n`` truth samples."""
+    return _divergence_rows(*_likelihoods(group, n))
 
 
 def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 STREAMS = ("auto", "generator", "keyed")
 """``auto``: ``keyed`` on a GPU, ``generator`` on a CPU."""
@@ -33,13 +33,31 @@ _ROWS, _NOISE = 0, 1  # counter word 2: what a block's words are for
 
 
 def normal_draws(
-    generators: Sequence[torch.Generator], features: int, dtype: torch.dtype, *shape: int
+    generators: Sequence[torch.Generator],
+    features: int,
+    dtype: torch.dtype,
+    *shape: int,
+    lengths: Sequence[int] | None = None,
 ) -> Tensor:
     """(*shape[:-1], E, shape[-1], features) standard normal draws on the CPU, each member's
-    from its own generator (none drawn when ``features`` is 0)."""
+    from its own generator (none drawn when ``features`` is 0).
+
+    With ``lengths``, member i draws only the first ``lengths[i]`` entries along the last
+    axis of ``shape``, and the rest are zeros: torch's CPU normals of a tensor's last
+    incomplete block of 16 depend on the tensor's size, so draws of a padded length would
+    make a member's noise depend on the longest member of its ensemble.
+    """
     if features == 0:
         return torch.zeros(*shape[:-1], len(generators), shape[-1], 0, dtype=dtype)
-    draws = [torch.randn(*shape, features, generator=g, dtype=dtype) for g in generators]
+    *leading, padded = shape
+    lengths = [padded] * len(generators) if lengths is None else lengths
+    draws = [
+        nn.functional.pad(
+            torch.randn(*leading, length, features, generator=g, dtype=dtype),
+            (0, 0, 0, padded - length),
+        )
+        for g, length in zip(generators, lengths, strict=True)
+    ]
     return torch.stack(draws, dim=len(shape) - 1)
 
 

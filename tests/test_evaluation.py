@@ -11,7 +11,7 @@ from sims.diffusion.bounds import score_error, score_errors
 from sims.diffusion.likelihood import ode_log_prob
 from sims.diffusion.sampling import reverse_sde_sample, reverse_sde_samples
 from sims.engine import MinibatchConfig
-from sims.evaluation import EvaluationSizes, evaluate, evaluate_ensemble
+from sims.evaluation import EvaluationSizes, evaluate, evaluate_ensemble, likelihood_points
 from sims.generators import families, make_task_pair
 from sims.methods import Training, make_members, scratch
 from sims.models.architectures import ARCHITECTURES, FlowArchitecture, ScoreArchitecture
@@ -80,6 +80,19 @@ def test_an_ensemble_evaluated_together_gives_each_model_its_own_row(family, tra
             assert row[column] == pytest.approx(value, abs=tolerance), column
         if training is SCORES:
             assert abs(row["kl"] - alone["kl"]) < 0.05 * alone["kl_se"]
+
+
+def test_likelihood_points_are_those_of_each_rows_kl_and_hellinger():
+    members = two_truths("gaussian_smooth")
+    fitted = scratch(members, SCORES)
+    rows = evaluate_ensemble(fitted, members, SIZES)
+    log_p, log_q = likelihood_points(fitted, members, SIZES.n_ode)
+    assert log_p.shape == log_q.shape == (len(members), SIZES.n_ode)
+    for row, p, q in zip(rows, log_p, log_q, strict=True):
+        assert (p - q).mean().item() == pytest.approx(row["kl"], rel=1e-9)
+        assert (-torch.expm1(0.5 * (q - p))).mean().item() == pytest.approx(
+            row["hellinger2"], rel=1e-9
+        )
 
 
 def test_joint_likelihood_ode_meets_each_members_tolerance():

@@ -6,7 +6,7 @@ import torch
 from scipy import stats
 
 from sims.engine import MinibatchConfig, fit_minibatch
-from sims.streams import GeneratorStreams, KeyedStreams, make_streams, philox
+from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws, philox
 from tests.test_engine import flow_problem, max_difference
 
 # Random123's known answers for Philox4x32-10: (counter, key, output)
@@ -48,6 +48,19 @@ def test_a_members_draws_are_its_own_in_any_ensemble(kind):
     rows, noise = streams.subset(keep).block(4, 16, 3, torch.float32)
     rows_alone, noise_alone = alone.block(4, 16, 3, torch.float32)
     assert torch.equal(rows[:, 0], rows_alone[:, 0]) and torch.equal(noise[:, 0], noise_alone[:, 0])
+
+
+def test_a_members_draws_padded_to_a_longer_member_are_its_draws_alone():
+    """15 rows of 3 features end in an incomplete block of 16 normals, which torch draws by
+    the tensor's size: padded draws of 40 rows would differ there."""
+
+    def generators():
+        return [torch.Generator().manual_seed(seed) for seed in SEEDS[:2]]
+
+    padded = normal_draws(generators(), 3, torch.float64, 40, lengths=[40, 15])
+    alone = normal_draws(generators()[1:], 3, torch.float64, 15)
+    assert padded.shape == (2, 40, 3)
+    assert torch.equal(padded[1, :15], alone[0]) and not padded[1, 15:].any()
 
 
 def test_generator_streams_are_torch_generators_seeded_with_the_member_seed():
