@@ -10,7 +10,9 @@ log-density at the truth points its row's KL is estimated on
 trains beside, so these are the reference run's models of the same cells and seeds. Prints
 one line per member: the KL (the mean of log p - log p_hat), the median log ratio, the share
 of the KL that its largest 1 % of points carry, and the largest log ratio with log p at that
-point (a point the truth finds likely, or one in its tail).
+point (a point the truth finds likely, or one in its tail) and where its condition lies: the
+norm of its true embedding h(z) (h has mean 0 and unit variance per coordinate under z ~ N(0,
+I)) and the distance to the nearest h of the member's n_t samples.
 """
 
 from __future__ import annotations
@@ -43,17 +45,21 @@ def main() -> None:
         ARCHITECTURES["diffusion"], reference.training_of("diffusion"), "cpu", "auto"
     )
     fitted = METHODS[args.method].fit(members, training)
-    log_p, log_q = likelihood_points(fitted, members, reference.sizes.n_ode)
-    ratios = log_p - log_q
+    points = likelihood_points(fitted, members, reference.sizes.n_ode)
+    ratios = points.log_p - points.log_q
     top = max(1, round(TOP_SHARE * ratios.shape[1]))
-    for seed, ratio, log_p_member in zip(seeds, ratios, log_p, strict=True):
+    embedding = pair.target.embedding
+    for i, (seed, ratio) in enumerate(zip(seeds, ratios, strict=True)):
         largest = ratio.topk(top).values
         worst = int(ratio.argmax())
+        h = embedding(points.z[i, worst : worst + 1].double())
+        nearest = (embedding(members[i].target.z.double()) - h).norm(dim=1).min()
         print(
             f"{args.method} n_t={args.n} seed {seed}: KL {ratio.mean():.3f}, median log ratio "
             f"{ratio.median():.3f}, largest {top} of {ratio.numel()} points carry "
             f"{largest.sum() / ratio.sum():.0%} of it; largest log ratio {ratio.max():.1f} "
-            f"where log p = {log_p_member[worst]:.2f}"
+            f"where log p = {points.log_p[i, worst]:.2f}, at a condition with |h(z)| = "
+            f"{h.norm():.2f}, {nearest:.2f} from the nearest h of its n_t samples"
         )
 
 

@@ -220,16 +220,33 @@ def _prior_kl(truth: Task) -> Estimate:
     return prior_kl(truth)
 
 
+@dataclass(frozen=True)
+class LikelihoodPoints:
+    """Truth samples at tau_0 and both log-densities there, for E score models.
+
+    Attributes:
+        z: (E, n, d_z) conditions, or ``None`` for unconditional truths.
+        x: (E, n, d_x) points.
+        log_p: (E, n) the truth's log-density, nats.
+        log_q: (E, n) each model's probability-flow log-density, nats.
+    """
+
+    z: Tensor | None
+    x: Tensor
+    log_p: Tensor
+    log_q: Tensor
+
+
 def likelihood_points(
     fitted: Sequence[Fitted], members: Sequence[Member], n: int, device: str = "cpu"
-) -> tuple[Tensor, Tensor]:
-    """log p and log p_hat (E, n) in nats: each score model's probability-flow log-density
-    at the ``n`` truth samples at tau_0 that its row's KL, TV and squared Hellinger are
-    estimated on (``n`` = ``EvaluationSizes.n_ode``), beside the truth's own."""
+) -> LikelihoodPoints:
+    """Each score model's probability-flow log-density at the ``n`` truth samples at tau_0
+    that its row's KL, TV and squared Hellinger are estimated on (``n`` =
+    ``EvaluationSizes.n_ode``), beside the truth's own."""
     return _likelihoods(_group(fitted, members, device), n)
 
 
-def _likelihoods(group: _Group, n: int) -> tuple[Tensor, Tensor]:
+def _likelihoods(group: _Group, n: int) -> LikelihoodPoints:
     """``likelihood_points`` of a group (one Hutchinson probe per point from the member's
     seed, beyond ``ode_log_prob``'s exact dimensions)."""
     models, tau0 = group.models, group.models.base.tau0
@@ -240,13 +257,14 @@ def _likelihoods(group: _Group, n: int) -> tuple[Tensor, Tensor]:
     log_q = ode_log_prob(
         models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5, probe=probe.to(x)
     )
-    return log_p, log_q
+    return LikelihoodPoints(z, x, log_p, log_q)
 
 
 def _likelihood_rows(group: _Group, n: int) -> list[dict[str, float]]:
     """KL, TV and squared Hellinger of each score model by its probability-flow likelihood
     at tau_0 over ``n`` truth samples."""
-    return _divergence_rows(*_likelihoods(group, n))
+    points = _likelihoods(group, n)
+    return _divergence_rows(points.log_p, points.log_q)
 
 
 def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, float]]:

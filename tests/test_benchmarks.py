@@ -171,3 +171,16 @@ def test_step_size_benchmark_trains_under_the_reference_settings_with_its_replac
         "step_sizes.py", *toy, "--set", "max_steps=20", "--set", "schedule=constant"
     )
     assert "lr=0.01 schedule=constant max_steps=20" in line
+
+
+@pytest.mark.end_to_end
+def test_likelihood_tail_benchmark_prints_each_members_kl_and_its_largest_log_ratio():
+    lines = output_lines("likelihood_tail.py", "--method", "oracle", "--n", "30", "--seeds", "1,2")
+    assert len(lines) == 2
+    for seed, line in zip((1, 2), lines, strict=True):
+        assert re.match(
+            rf"oracle n_t=30 seed {seed}: KL -?\d+\.\d{{3}}, median log ratio .* largest 5 of "
+            r"500 points carry \d+% of it; largest log ratio .* where log p = .*, at a "
+            r"condition with \|h\(z\)\| = \d+\.\d\d, \d+\.\d\d from the nearest h",
+            line,
+        ), line

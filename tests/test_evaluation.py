@@ -86,9 +86,11 @@ def test_likelihood_points_are_those_of_each_rows_kl_and_hellinger():
     members = two_truths("gaussian_smooth")
     fitted = scratch(members, SCORES)
     rows = evaluate_ensemble(fitted, members, SIZES)
-    log_p, log_q = likelihood_points(fitted, members, SIZES.n_ode)
-    assert log_p.shape == log_q.shape == (len(members), SIZES.n_ode)
-    for row, p, q in zip(rows, log_p, log_q, strict=True):
+    points = likelihood_points(fitted, members, SIZES.n_ode)
+    assert points.log_p.shape == points.log_q.shape == (len(members), SIZES.n_ode)
+    for member, z, x, p in zip(members, points.z, points.x, points.log_p, strict=True):
+        torch.testing.assert_close(member.pair.target.log_prob(x, z, TAU0), p)
+    for row, p, q in zip(rows, points.log_p, points.log_q, strict=True):
         assert (p - q).mean().item() == pytest.approx(row["kl"], rel=1e-9)
         assert (-torch.expm1(0.5 * (q - p))).mean().item() == pytest.approx(
             row["hellinger2"], rel=1e-9
