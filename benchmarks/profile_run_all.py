@@ -1,6 +1,7 @@
 """Where ``run_all.py``'s time goes: training, evaluation, likelihood ODE, report.
 
-    python benchmarks/profile_run_all.py [--profile smoke|quick] [--only A,B] [--top 10]
+    python benchmarks/profile_run_all.py [--profile smoke|quick|reference] [--only A,B]
+        [--set KEY=V1,V2 ...] [--seeds N] [--top 10]
 
 Runs ``run_all.py``'s work for a profile in this process, with one worker so that the
 profiler sees all of it, into a temporary directory (no cache), under cProfile. Prints the
@@ -113,14 +114,20 @@ def top_lines(stats: pstats.Stats, count: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=("smoke", "quick"), default="smoke")
+    parser.add_argument("--profile", choices=("smoke", "quick", "reference"), default="smoke")
     parser.add_argument("--only", metavar="A,B", help="run only these experiments")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=V1,V2", help="as run_all.py's"
+    )
+    parser.add_argument("--seeds", type=int, help="as run_all.py's")
     parser.add_argument("--top", type=int, default=10, help="functions listed by own time")
     args = parser.parse_args()
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="profile-") as out:
         argv = ["--profile", args.profile, "--jobs", "1", "--no-cache", "--out", out]
         argv += ["--only", args.only] if args.only else []
+        argv += [word for override in args.set for word in ("--set", override)]
+        argv += ["--seeds", str(args.seeds)] if args.seeds else []
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
             profiler.enable()
@@ -131,7 +138,7 @@ def main() -> None:
         sys.exit(f"run_all.py {' '.join(argv)} exited with {status}")
     stats = pstats.Stats(profiler)
     print(
-        f"profile={args.profile} only={args.only or 'all'} jobs=1 "
+        f"profile={args.profile} only={args.only or 'all'} set={args.set} jobs=1 "
         f"torch threads={torch.get_num_threads()} (times under cProfile)"
     )
     print(f"{'part':<16} {'seconds':>8} {'share':>6} {'calls':>7}")

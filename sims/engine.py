@@ -6,7 +6,9 @@ one ``vmap`` of ``functional_call``, so that the loss is computed inside the fun
 sees the member's own parameters. Adam acts elementwise, so stacking leaves each member's
 trajectory its own: a member trained alone and inside any ensemble gives the same weights
 up to floating-point reassociation. Members that have stopped early leave the loop, so they
-cost nothing more.
+cost nothing more. A conditional model's frozen embedding (``transfer``, ``oracle``) is a
+fixed map of each row's z: ``fit_minibatch`` applies it once to every row, in float32, and
+trains the head on those conditions, not again at every step.
 
 Two ways to fit:
 - ``fit_minibatch``: Adam on minibatches, early stopping on each member's held-out split of
@@ -27,7 +29,7 @@ from torch import Tensor
 
 from sims.data import Dataset
 from sims.generators.seeding import seeded_generator
-from sims.models.base import TrainedModel
+from sims.models.base import EMBEDDING_PREFIX, TrainedModel, is_embedding_parameter
 from sims.models.precision import networks_in, resolve
 from sims.models.stacked import call_each, check_one_architecture, stacked_state
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
@@ -35,6 +37,7 @@ from sims.validation import check_choice, check_positive_int
 
 SCHEDULES = ("constant", "cosine")
 HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
+EMBEDDED_ROWS = 2**15  # rows of all members together embedded in one call
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,11 @@ class FitReport:
 
 
 class _Stack:
-    """Members stacked for ``vmap``: parameters (trainable and frozen), buffers, padded data."""
+    """Members stacked for ``vmap``: parameters (trainable and frozen), buffers, padded data.
+
+    ``losses`` runs the whole model on rows (x, z), or, once ``on_conditions`` has made the
+    stack, the model with its embedding left out on rows (x, embedding(z)).
+    """
 
     def __init__(
         self, models: Sequence[TrainedModel], trainable: Callable[[str], bool], device: str
@@ -107,6 +114,52 @@ class _Stack:
         self.frozen = {k: v for k, v in params.items() if not trainable(k)}
         self.dtype = next(iter(params.values())).dtype
         self.device = device
+        self.runs = self.base  # the module ``losses`` runs
+
+    def embedding_frozen(self) -> bool:
+        """Whether no parameter of the members' embedding part is trained."""
+        return not any(is_embedding_parameter(k) for k in self.trainable)
+
+    def embedded(self, z: Tensor) -> Tensor:
+        """Each member's embedding of its own rows z (E, n, d_z): (E, n, d_h), in groups of
+        rows that stay within ``EMBEDDED_ROWS`` for all members together."""
+
+        def part(state: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {
+                k.removeprefix(EMBEDDING_PREFIX): v
+                for k, v in state.items()
+                if is_embedding_parameter(k)
+            }
+
+        params, buffers = part(self.frozen), part(self.buffers)
+        step = max(1, EMBEDDED_ROWS // z.shape[0])
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    call_each(self.base.embedding, params, buffers, z[:, start : start + step])
+                    for start in range(0, z.shape[1], step)
+                ],
+                dim=1,
+            )
+
+    def on_conditions(self) -> _Stack:
+        """This stack running the model with its embedding left out: ``losses`` then takes
+        the rows' conditions ``embedded(z)`` in place of z."""
+        stack = copy.copy(self)
+        stack.runs = copy.deepcopy(self.base)
+        stack.runs.embedding = torch.nn.Identity()
+        return stack
+
+    def _running_state(self, params: dict[str, Tensor], buffers: dict[str, Tensor]):
+        """``params`` and ``buffers`` of what ``runs`` holds: without the embedding's when
+        the stack runs on conditions."""
+        if self.runs is self.base:
+            return params, buffers
+
+        def head(state: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v for k, v in state.items() if not is_embedding_parameter(k)}
+
+        return head(params), head(buffers)
 
     def subset(self, keep: Tensor) -> _Stack:
         """The members where the boolean mask ``keep`` (E,) is true, as a stack of their own
@@ -146,18 +199,18 @@ class _Stack:
         """Each member's training loss on its own rows and noise, (E,). With
         ``rows_per_call``, the members go in consecutive groups whose padded rows stay
         within it (or one member's), which bounds memory and gives the same values."""
-        params = self.trainable | self.frozen
+        params, buffers = self._running_state(self.trainable | self.frozen, self.buffers)
         members, rows = x.shape[:2]
         group = members if rows_per_call is None else max(1, rows_per_call // rows)
         if group >= members:
-            return call_each(self.base, params, self.buffers, x, z, weights, noise)
+            return call_each(self.runs, params, buffers, x, z, weights, noise)
         parts = []
         for start in range(0, members, group):
             part = slice(start, start + group)
             member_params = {k: v[part] for k, v in params.items()}
-            member_buffers = {k: v[part] for k, v in self.buffers.items()}
+            member_buffers = {k: v[part] for k, v in buffers.items()}
             args = (x[part], None if z is None else z[part], weights[part], noise[part])
-            parts.append(call_each(self.base, member_params, member_buffers, *args))
+            parts.append(call_each(self.runs, member_params, member_buffers, *args))
         return torch.cat(parts)
 
     def noise(
@@ -328,6 +381,9 @@ def fit_minibatch(
     if stack.base.noise_features:
         held_out = [d.repeated(config.held_out_noise_draws) for d in held_out]
     x_held, z_held, w_held = stack.pad(held_out)
+    if z is not None and stack.embedding_frozen():
+        z, z_held = stack.embedded(z), stack.embedded(z_held)
+        stack = stack.on_conditions()
     held_sizes = [len(d) for d in held_out]
     held_out_generators = [seeded_generator(s, "held-out noise") for s in seeds]
     ensemble = len(models)

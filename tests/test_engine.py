@@ -70,6 +70,36 @@ def test_members_keep_their_best_weights():
     assert all(step > 0 for step in report.best_step)
 
 
+def head_only(name):
+    return not name.startswith("embedding.")
+
+
+@pytest.mark.parametrize("model", sorted(ARCHITECTURES))
+def test_conditions_embedded_once_give_each_members_own_losses(model, monkeypatch):
+    """Each member has its own embedding (a network of its own seed); its losses on rows
+    embedded once, 7 rows of all members at a time, are those of its whole model."""
+    models, train, _, _ = flow_problem(3, architecture=ARCHITECTURES[model])
+    monkeypatch.setattr(engine, "EMBEDDED_ROWS", 7)
+    stack = engine._Stack(models, head_only, "cpu")
+    x, z, weights = stack.pad(train)
+    noise = torch.randn(*x.shape[:2], stack.base.noise_features)
+    whole = stack.losses(x, z, weights, noise)
+    conditions = stack.embedded(z)
+    assert conditions.shape == (*z.shape[:2], 2)
+    on_conditions = stack.on_conditions().losses(x, conditions, weights, noise)
+    torch.testing.assert_close(on_conditions, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stack.losses(x, z, weights, noise), whole)  # stack left whole
+
+
+def test_a_head_trained_over_a_frozen_embedding_keeps_its_whole_models_best_loss():
+    models, train, held_out, seeds = flow_problem(3)
+    fitted, report = fit_minibatch(models, train, held_out, seeds, CONFIG, trainable=head_only)
+    for model, data, loss in zip(fitted, held_out, report.best_loss, strict=True):
+        with torch.no_grad():
+            recomputed = -model.log_prob(data.x.float(), data.z.float()).mean().item()
+        assert recomputed == pytest.approx(loss, rel=1e-4)
+
+
 def test_a_failing_member_is_reported_and_leaves_the_others_alone():
     models, train, held_out, seeds = flow_problem(3)
     broken = list(held_out)
@@ -84,9 +114,7 @@ def test_a_failing_member_is_reported_and_leaves_the_others_alone():
 def test_frozen_parameters_are_bit_identical(model):
     models, train, held_out, seeds = flow_problem(2, architecture=ARCHITECTURES[model])
     before = [dict(m.embedding.state_dict()) for m in models]
-    fitted, _ = fit_minibatch(
-        models, train, held_out, seeds, CONFIG, trainable=lambda n: not n.startswith("embedding.")
-    )
+    fitted, _ = fit_minibatch(models, train, held_out, seeds, CONFIG, trainable=head_only)
     for model, state in zip(fitted, before, strict=True):
         for name, value in model.embedding.state_dict().items():
             assert torch.equal(value, state[name])

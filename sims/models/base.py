@@ -30,7 +30,9 @@ class TrainedModel(nn.Module):
     ``forward(x, z, weight, noise)`` is the weighted training loss on rows x (N, d_x) and
     z (N, d_z) or ``None``, with weight (N,) 0 on padding rows; ``noise`` (N,
     ``noise_features``) is standard normal noise the engine draws from the member's own
-    stream, for losses that need randomness.
+    stream, for losses that need randomness. A conditional model reads z only through
+    ``embedding(z)``: where its embedding is frozen, the engine applies it to each row once
+    and runs the model with the identity in its place.
 
     Each kind declares how it is evaluated against the truth (``sims.evaluation``):
     ``evaluation`` is ``density`` (its log-density) or ``score`` (its score, the ODE

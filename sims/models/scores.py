@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from sims.generators.gaussian_mixture import GaussianMixture
+from sims.models import small_matrices
 from sims.models.base import TrainedModel, mlp
 from sims.models.flows import LearnedFrame, complement_scale
 from sims.models.latent import MixtureLatent, moment_matched_head
@@ -254,11 +255,11 @@ class LatentAffineScore(ScoreModel):
         centres = means @ self.weight.T + self.bias  # (K, d)
         spreads = self.weight @ covariances @ self.weight.T  # (K, d, d)
         covariance = alpha[..., None, None] ** 2 * spreads + sigma[..., None, None] ** 2 * eye
-        factor = torch.linalg.cholesky(covariance)  # (N, K, d, d)
-        offset = (x[:, None, :] - alpha[:, None] * centres).unsqueeze(-1)  # (N, K, d, 1)
-        solved = torch.cholesky_solve(offset, factor).squeeze(-1)  # (N, K, d)
+        factor = small_matrices.cholesky(covariance)  # (N, K, d, d)
+        offset = x[:, None, :] - alpha[:, None] * centres  # (N, K, d)
+        solved = small_matrices.cholesky_solve(factor, offset)  # (N, K, d)
         log_dets = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        log_components = -0.5 * ((offset.squeeze(-1) * solved).sum(-1) + log_dets)
+        log_components = -0.5 * ((offset * solved).sum(-1) + log_dets)
         responsibilities = torch.softmax(torch.log_softmax(log_weights, -1) + log_components, -1)
         score = -(responsibilities[..., None] * solved).sum(-2)
         return -sigma * score
