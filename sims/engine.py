@@ -29,15 +29,21 @@ from torch import Tensor
 
 from sims.data import Dataset
 from sims.generators.seeding import seeded_generator
-from sims.models.base import EMBEDDING_PREFIX, TrainedModel, is_embedding_parameter
+from sims.models.base import TrainedModel, is_embedding_parameter
 from sims.models.precision import networks_in, resolve
-from sims.models.stacked import call_each, check_one_architecture, stacked_state
+from sims.models.stacked import (
+    call_each,
+    check_one_architecture,
+    embedded_each,
+    head_state,
+    stacked_state,
+    without_embedding,
+)
 from sims.streams import GeneratorStreams, KeyedStreams, make_streams, normal_draws
 from sims.validation import check_choice, check_positive_int
 
 SCHEDULES = ("constant", "cosine")
 HELD_OUT_ROWS = 2**18  # padded held-out rows of all members together in one call
-EMBEDDED_ROWS = 2**15  # rows of all members together embedded in one call
 
 
 @dataclass(frozen=True)
@@ -121,33 +127,14 @@ class _Stack:
         return not any(is_embedding_parameter(k) for k in self.trainable)
 
     def embedded(self, z: Tensor) -> Tensor:
-        """Each member's embedding of its own rows z (E, n, d_z): (E, n, d_h), in groups of
-        rows that stay within ``EMBEDDED_ROWS`` for all members together."""
-
-        def part(state: dict[str, Tensor]) -> dict[str, Tensor]:
-            return {
-                k.removeprefix(EMBEDDING_PREFIX): v
-                for k, v in state.items()
-                if is_embedding_parameter(k)
-            }
-
-        params, buffers = part(self.frozen), part(self.buffers)
-        step = max(1, EMBEDDED_ROWS // z.shape[0])
-        with torch.no_grad():
-            return torch.cat(
-                [
-                    call_each(self.base.embedding, params, buffers, z[:, start : start + step])
-                    for start in range(0, z.shape[1], step)
-                ],
-                dim=1,
-            )
+        """Each member's embedding of its own rows z (E, n, d_z): (E, n, d_h)."""
+        return embedded_each(self.base, self.frozen, self.buffers, z)
 
     def on_conditions(self) -> _Stack:
         """This stack running the model with its embedding left out: ``losses`` then takes
         the rows' conditions ``embedded(z)`` in place of z."""
         stack = copy.copy(self)
-        stack.runs = copy.deepcopy(self.base)
-        stack.runs.embedding = torch.nn.Identity()
+        stack.runs = without_embedding(self.base)
         return stack
 
     def _running_state(self, params: dict[str, Tensor], buffers: dict[str, Tensor]):
@@ -155,11 +142,7 @@ class _Stack:
         the stack runs on conditions."""
         if self.runs is self.base:
             return params, buffers
-
-        def head(state: dict[str, Tensor]) -> dict[str, Tensor]:
-            return {k: v for k, v in state.items() if not is_embedding_parameter(k)}
-
-        return head(params), head(buffers)
+        return head_state(params), head_state(buffers)
 
     def subset(self, keep: Tensor) -> _Stack:
         """The members where the boolean mask ``keep`` (E,) is true, as a stack of their own

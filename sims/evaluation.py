@@ -202,7 +202,8 @@ def _score_model_rows(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     rows = _likelihood_rows(group, sizes.n_ode)
     errors = score_errors(group.models.score, group.truths, group.seeds, tau0, sizes.n_score)
     distances = _sample_distances(group, sizes)
-    priors = {id(truth): _prior_kl(truth) for truth in group.truths}
+    shared = {id(truth): truth for truth in group.truths}  # members share their truths
+    priors = {key: _prior_kl(truth) for key, truth in shared.items()}
     for row, truth, error, distance in zip(rows, group.truths, errors, distances, strict=True):
         row["kl_ode"] = row["kl"]
         _columns(row, "score_err", error)
@@ -249,13 +250,14 @@ def likelihood_points(
 def _likelihoods(group: _Group, n: int) -> LikelihoodPoints:
     """``likelihood_points`` of a group (one Hutchinson probe per point from the member's
     seed, beyond ``ode_log_prob``'s exact dimensions)."""
-    models, tau0 = group.models, group.models.base.tau0
+    tau0 = group.models.base.tau0
     z, x, log_p = group.points(n, tau0)
     probe = torch.stack(
         [rademacher(x.shape[1:], seeded_generator(s, "likelihood probe")) for s in group.seeds]
     )
+    models, conditions = group.models.on_conditions(z)
     log_q = ode_log_prob(
-        models.score, models.base.sde, x, z, tau0, rtol=1e-5, atol=1e-5, probe=probe.to(x)
+        models.score, models.base.sde, x, conditions, tau0, rtol=1e-5, atol=1e-5, probe=probe.to(x)
     )
     return LikelihoodPoints(z, x, log_p, log_q)
 
@@ -274,13 +276,14 @@ def _sample_distances(group: _Group, sizes: EvaluationSizes) -> list[dict[str, f
     n, tau0 = sizes.n_samples, models.base.tau0
     z, _ = stacked_samples(truths, n, [s + 1 for s in seeds], tau0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
+    heads, conditions = models.on_conditions(z)
     with torch.no_grad():
         samples = reverse_sde_samples(
-            models.score,
+            heads.score,
             models.base.sde,
             n,
             truths[0].d_x,
-            z,
+            conditions,
             tau0,
             sizes.sampler_steps,
             generators,

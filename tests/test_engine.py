@@ -10,6 +10,7 @@ from sims.data import Dataset
 from sims.engine import MinibatchConfig, fit_full_batch, fit_minibatch
 from sims.generators import make_task_pair
 from sims.methods import Training, make_members, scratch
+from sims.models import stacked
 from sims.models.architectures import (
     FlowArchitecture,
     LinearGaussianArchitecture,
@@ -83,7 +84,7 @@ def test_conditions_embedded_once_give_each_members_own_losses(model, monkeypatc
     """Each member has its own embedding (a network of its own seed); its losses on rows
     embedded once, 7 rows of all members at a time, are those of its whole model."""
     models, train, _, _ = flow_problem(3, architecture=ARCHITECTURES[model])
-    monkeypatch.setattr(engine, "EMBEDDED_ROWS", 7)
+    monkeypatch.setattr(stacked, "EMBEDDED_ROWS", 7)
     stack = engine._Stack(models, head_only, "cpu")
     x, z, weights = stack.pad(train)
     noise = torch.randn(*x.shape[:2], stack.base.noise_features)

@@ -54,12 +54,16 @@ def test_stacked_models_compute_what_each_model_computes(name):
     stacked = StackedModels(models)
     z, x = members[0].pair.target.sample(30, seed=5)
     xs, zs = x.expand(len(models), -1, -1), z.expand(len(models), -1, -1)
+    heads, conditions = stacked.on_conditions(zs)  # each member's own embedding, applied once
+    assert conditions.shape == (len(models), 30, 2)
     if name in ("flow", "linear_gaussian"):
         alone = torch.stack([m.truth_log_prob(x, z) for m in models])
         torch.testing.assert_close(stacked.log_prob(xs, zs), alone)
+        torch.testing.assert_close(heads.log_prob(xs, conditions), alone)
     else:
         alone = [m.score(m.as_input(x), m.as_input(z), 0.3).detach().double() for m in models]
         torch.testing.assert_close(stacked.score(xs, zs, 0.3), torch.stack(alone))
+        torch.testing.assert_close(heads.score(xs, conditions, 0.3), torch.stack(alone))
 
 
 @pytest.mark.parametrize("family", families())
@@ -157,6 +161,21 @@ def test_evaluation_in_small_groups_gives_the_same_rows(training, monkeypatch):
     for grouped, row in zip(evaluate_ensemble(fitted, members, SIZES), together, strict=True):
         for column, value in row.items():
             assert grouped[column] == pytest.approx(value, rel=1e-3, abs=1e-5), column
+
+
+def test_the_prior_kl_is_estimated_once_per_truth(monkeypatch):
+    """The path bound's prior KL is a property of the truth: members of two truths, two
+    each, estimate it twice."""
+    members = two_truths("gaussian_smooth")
+    fitted = scratch(members, SCORES)
+    truths = []
+    estimate = evaluation._prior_kl
+    monkeypatch.setattr(
+        evaluation, "_prior_kl", lambda truth: truths.append(truth) or estimate(truth)
+    )
+    rows = evaluate_ensemble(fitted, members, SIZES)
+    assert len(truths) == 2 and truths[0] is not truths[1]
+    assert rows[0]["path_kl_bound"] != rows[2]["path_kl_bound"]
 
 
 def test_evaluation_wants_one_model_per_member():
