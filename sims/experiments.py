@@ -191,15 +191,15 @@ EXPERIMENTS = (
     ),
     Experiment(
         name="target_scaling",
-        description="Error against n_t for scratch, transfer, fine-tuning and the oracle, "
-        "flows and diffusion, on gaussian_smooth and mixture, beside the candidate slopes.",
+        description="Error against n_t for scratch, transfer and the oracle (and fine-tuning "
+        "and pooling in the paper profile), flows and diffusion, beside the candidate slopes.",
         figure="rates",
         x="n_target",
         grid=SMOOTH
         | {
             "model": ("flow", "diffusion"),
             "family": ("gaussian_smooth", "mixture"),
-            "method": ("scratch", "transfer", "finetune", "oracle"),
+            "method": ("scratch", "transfer", "oracle"),
             "n_target": (100, 300, 1000),
             "n_source": (10_000,),
         },
@@ -212,7 +212,6 @@ EXPERIMENTS = (
             "smoke": SMOKE_SIZES | {"family": ("gaussian_smooth",)},
             "reference": {
                 "family": ("gaussian_smooth",),
-                "method": ("scratch", "transfer", "oracle"),
                 "n_target": REFERENCE_TARGETS,
                 "n_source": REFERENCE_SOURCES,
             },
@@ -321,7 +320,7 @@ EXPERIMENTS = (
             | {
                 "model": ("flow", "diffusion"),
                 "method": ("scratch", "transfer", "oracle"),
-                "n_target": (100, 300, 1000),
+                "n_target": (100, 1000),
                 "n_source": (10_000,),
             }
             for truth in UNCONDITIONAL
@@ -329,6 +328,7 @@ EXPERIMENTS = (
         seeds={"smoke": 2, "quick": 3, "reference": 5, "paper": 10},
         sizes={
             "smoke": SMOKE_SIZES,
+            "reference": {"n_target": (100, 300, 1000)},
             "paper": {"n_target": PAPER_TARGETS, "n_source": (50_000,)},
         },
     ),
