@@ -97,6 +97,8 @@ class Experiment:
         sizes: per profile, keys replaced in every sub-grid that has them.
         model_seeds: per profile, replicates of the models named where they differ from
             ``seeds`` (a cheap model run with more seeds beside a costly one).
+        model_sizes: per profile, keys replaced for the models named, after ``sizes``
+            (a level that one model needs and another does not).
     """
 
     name: str
@@ -107,6 +109,7 @@ class Experiment:
     seeds: dict[str, int]
     sizes: dict[str, Grid] = field(default_factory=dict)
     model_seeds: dict[str, dict[str, int]] = field(default_factory=dict)
+    model_sizes: dict[str, dict[str, Grid]] = field(default_factory=dict)
 
     def grids(self, profile: str) -> list[Grid]:
         """The sub-grids of ``profile``.
@@ -121,7 +124,27 @@ class Experiment:
             )
         grids = [self.grid] if isinstance(self.grid, dict) else list(self.grid)
         replaced = self.sizes.get(profile, {})
-        return [g | {k: v for k, v in replaced.items() if k in g} for g in grids]
+        own = self.model_sizes.get(profile, {})
+        return [
+            part
+            for g in grids
+            for part in _split_by_model(g | {k: v for k, v in replaced.items() if k in g}, own)
+        ]
+
+
+def _split_by_model(grid: Grid, own: dict[str, Grid]) -> list[Grid]:
+    """``grid`` as one sub-grid for the models without keys of their ``own`` and one per
+    model with, whose keys replace the grid's where it has them."""
+    models = grid.get("model", ())
+    shared = tuple(m for m in models if m not in own)
+    if len(shared) == len(models):
+        return [grid]
+    parts = [grid | {"model": shared}] if shared else []
+    return parts + [
+        grid | {"model": (m,)} | {k: v for k, v in own[m].items() if k in grid}
+        for m in models
+        if m in own
+    ]
 
 
 # kappa = (signal_target / signal_source)^2 = 4 puts the crossover at n_s = 4 n_t
@@ -207,6 +230,9 @@ EXPERIMENTS = (
         # flows cost a third of what score networks do: 16 seeds narrow transfer's
         # two-term fit, whose target exponent is the widest of the flows' at 10
         model_seeds={"reference": {"flow": 16}},
+        # score networks' transfer keeps falling below n_s = 2000: a fourth level pins its
+        # source exponent (docs/results.md, "A source level below 2000, measured")
+        model_sizes={"reference": {"diffusion": {"n_source": (500, *REFERENCE_SOURCES)}}},
         sizes={
             # mixture's models train end to end in `samples`
             "smoke": SMOKE_SIZES | {"family": ("gaussian_smooth",)},

@@ -9,8 +9,7 @@ import sys
 
 import torch
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_MMAP_THRESHOLD = 32 * 2**20  # bytes: glibc's largest
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
 _TRIM_THRESHOLD = 2**30  # bytes
 
 
@@ -18,12 +17,14 @@ _TRIM_THRESHOLD = 2**30  # bytes
 def reuse_freed_memory() -> None:
     """Have glibc's malloc keep freed memory for reuse instead of returning it at once.
 
-    Each training step frees its activations (MiBs each) and allocates them again; by
-    default glibc hands such blocks back to the system, and fresh pages cost a page fault
-    per 4 KiB: thousands of faults per step of a 32-member ensemble of score networks, up
-    to a sixth of its time on a CPU. With this, blocks up to 32 MiB come from the heap, whose top
-    is given back only beyond 1 GiB free, so the process keeps its peak memory. Nothing
-    happens where malloc is not glibc's.
+    Each training step frees its activations (MiBs each) and allocates them again, and
+    each held-out check and evaluation step blocks of tens to hundreds of MiBs; by default
+    glibc maps blocks above a threshold (at most 32 MiB) apart and hands them back to the
+    system when freed, and fresh pages cost a page fault per 4 KiB: thousands of faults per
+    step of a 32-member ensemble of score networks, up to a sixth of its time on a CPU.
+    With this, every block comes from the heap (none is mapped apart), whose top is given
+    back only beyond 1 GiB free, so the process keeps its peak memory. Nothing happens
+    where malloc is not glibc's.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -31,7 +32,7 @@ def reuse_freed_memory() -> None:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    mallopt(_M_MMAP_MAX, 0)
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 

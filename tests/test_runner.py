@@ -6,6 +6,7 @@ import dataclasses
 import io
 import shutil
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 import joblib
@@ -16,7 +17,13 @@ from conftest import SMALL_DIMS
 from holding import holding
 
 import sims
-from sims.experiments import EXPERIMENTS, PROFILE_SETTINGS, PROFILES, get_experiment
+from sims.experiments import (
+    EXPERIMENTS,
+    PROFILE_SETTINGS,
+    PROFILES,
+    Experiment,
+    get_experiment,
+)
 from sims.generators import families, family_knobs, make_task_pair
 from sims.methods import make_members, pretrain
 from sims.runner import run as run_module
@@ -52,6 +59,35 @@ def test_every_experiment_expands_in_every_profile_it_runs_in(profile):
         for cell in cells:
             assert (cell.n_source is None) == (not cell.uses_source)
             assert "similarity" not in dict(cell.knobs) or cell.uses_source
+
+
+def test_a_model_with_its_own_sizes_runs_them_and_the_others_keep_the_profiles():
+    experiment = Experiment(
+        "toy",
+        "two models, one with a fourth source level",
+        "rates",
+        "n_target",
+        {
+            "model": ("flow", "diffusion", "linear_gaussian"),
+            "method": ("transfer",),
+            "family": ("linear_gaussian",),
+            "n_target": (100,),
+            "n_source": (1000,),
+        },
+        seeds={"quick": 1, "reference": 1},
+        sizes={"reference": {"n_source": (2000, 8000)}},
+        model_sizes={"reference": {"diffusion": {"n_source": (500, 2000, 8000), "d_z": (4,)}}},
+    )
+    levels = defaultdict(set)
+    for cell in expand(experiment, "reference", {}):
+        levels[cell.model].add(cell.n_source)
+    assert levels == {
+        "flow": {2000, 8000},
+        "linear_gaussian": {2000, 8000},
+        "diffusion": {500, 2000, 8000},
+    }
+    assert {c.n_source for c in expand(experiment, "quick", {})} == {1000}
+    assert all("d_z" not in dict(c.knobs) for c in expand(experiment, "reference", {}))
 
 
 def test_source_free_cells_are_shared_across_source_sizes():
