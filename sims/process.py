@@ -18,13 +18,13 @@ def reuse_freed_memory() -> None:
     """Have glibc's malloc keep freed memory for reuse instead of returning it at once.
 
     Each training step frees its activations (MiBs each) and allocates them again, and
-    each held-out check and evaluation step blocks of tens to hundreds of MiBs; by default
-    glibc maps blocks above a threshold (at most 32 MiB) apart and hands them back to the
-    system when freed, and fresh pages cost a page fault per 4 KiB: thousands of faults per
-    step of a 32-member ensemble of score networks, up to a sixth of its time on a CPU.
-    With this, every block comes from the heap (none is mapped apart), whose top is given
-    back only beyond 1 GiB free, so the process keeps its peak memory. Nothing happens
-    where malloc is not glibc's.
+    each held-out check and evaluation step allocates blocks of tens to hundreds of MiBs;
+    by default glibc maps blocks above a threshold (at most 32 MiB) apart and hands them
+    back to the system when freed, and fresh pages cost a page fault per 4 KiB: thousands
+    of faults per step of a 32-member ensemble of score networks, up to a sixth of its time
+    on a CPU. With this, every block comes from the heap (none is mapped apart), whose top
+    is given back only beyond 1 GiB free, so the process keeps its peak memory. Nothing
+    happens where malloc is not glibc's.
     """
     if not sys.platform.startswith("linux"):
         return
