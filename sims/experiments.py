@@ -125,11 +125,12 @@ class Experiment:
         grids = [self.grid] if isinstance(self.grid, dict) else list(self.grid)
         replaced = self.sizes.get(profile, {})
         own = self.model_sizes.get(profile, {})
-        return [
-            part
-            for g in grids
-            for part in _split_by_model(g | {k: v for k, v in replaced.items() if k in g}, own)
-        ]
+        return [part for g in grids for part in _split_by_model(_replaced(g, replaced), own)]
+
+
+def _replaced(grid: Grid, keys: Grid) -> Grid:
+    """``grid`` with ``keys`` replacing its own where it has them (no key is added)."""
+    return grid | {k: v for k, v in keys.items() if k in grid}
 
 
 def _split_by_model(grid: Grid, own: dict[str, Grid]) -> list[Grid]:
@@ -140,11 +141,7 @@ def _split_by_model(grid: Grid, own: dict[str, Grid]) -> list[Grid]:
     if len(shared) == len(models):
         return [grid]
     parts = [grid | {"model": shared}] if shared else []
-    return parts + [
-        grid | {"model": (m,)} | {k: v for k, v in own[m].items() if k in grid}
-        for m in models
-        if m in own
-    ]
+    return parts + [_replaced(grid | {"model": (m,)}, own[m]) for m in models if m in own]
 
 
 # kappa = (signal_target / signal_source)^2 = 4 puts the crossover at n_s = 4 n_t
