@@ -247,7 +247,10 @@ def test_two_term_fit_is_not_assessable_where_it_cannot_identify_its_exponents()
     assert fit_two_term(flat, n_bootstrap=20).reason != ""
 
 
-def floor_rows(rng, level, seeds=5, n=51_200, noise=0.1):
+FLOOR_N = 51_200  # the sample size of the floors below
+
+
+def floor_rows(rng, level, seeds=5, n=FLOOR_N, noise=0.1):
     return pd.DataFrame(
         [
             {"n_target": n, "n_source": n, "seed": s, "kl": level * rng.lognormal(0, noise)}
@@ -261,11 +264,80 @@ def test_excess_over_the_floor_recovers_the_exponent_that_the_raw_slope_misses()
     grid = [50, 100, 200, 400, 800, 1600, 3200, 6400]
     curve = power_law_rows(rng, 0.6, grid, seeds=10, noise=0.1, constant=2.0)
     curve["kl"] += 0.004 * rng.lognormal(0, 0.1, len(curve))  # a floor of the training
-    fit = fit_excess_slope(curve, floor_rows(rng, 0.004))
+    fit = fit_excess_slope(curve, floor_rows(rng, 0.004 + 2.0 * FLOOR_N**-0.6))
     assert fit.reason == "" and fit.exponent.covers(0.6)
     assert fit.exponent.high - fit.exponent.low < 0.2
     raw = fit_slope(curve, upper_fraction=1.0)
     assert not raw.covers(-0.6)  # the floor flattens the raw log-log slope
+
+
+def slow_curve_and_floor(rng, seeds=10, limit=0.2, noise=0.05):
+    """Rows limit + 3 (n/50)^-1/3 at n_t = 50 ... 6400 and at the floor's size, each times
+    lognormal noise: a rate as slow as scratch's candidate, still falling at the floor."""
+
+    def rows(grid, seeds_):
+        return pd.DataFrame(
+            [
+                {"n_target": n, "n_source": n, "seed": s, "kl": limit + 3 * (n / 50) ** (-1 / 3)}
+                for n in grid
+                for s in range(seeds_)
+            ]
+        ).assign(kl=lambda f: f.kl * rng.lognormal(0, noise, len(f)))
+
+    return rows([50, 100, 200, 400, 800, 1600, 3200, 6400], seeds), rows([FLOOR_N], 5)
+
+
+def test_the_excess_fit_models_the_floors_own_share_of_a_slow_rate():
+    """The floor, trained on 8 times the largest n_t, still holds 3 (N/50)^-1/3 = 0.28 of
+    the error at a rate of 1/3: the fit that models it finds 1/3; taking the floor for the
+    error's limit (its size put at 10^12) leans the exponent upwards, out of its interval."""
+    curve, floor = slow_curve_and_floor(np.random.default_rng(10))
+    fit = fit_excess_slope(curve, floor)
+    assert fit.reason == "" and fit.exponent.covers(1 / 3)
+    assert fit.exponent.half_width < 0.1
+    as_limit = fit_excess_slope(curve, floor.assign(n_target=1e12))
+    assert as_limit.exponent.low > 1 / 3
+
+
+def test_an_excess_that_falls_like_a_logarithm_is_not_assessable():
+    """KL falling by 0.2 a doubling from 50 to the floor's size fits no power of n: the
+    exponent sits on its bound 0 and the fit says so rather than report an interval."""
+    rng = np.random.default_rng(12)
+
+    def rows(grid, seeds):
+        kl = [3 - 0.2 * np.log2(n / 50) for n in grid for _ in range(seeds)]
+        frame = pd.DataFrame(
+            {"n_target": np.repeat(grid, seeds), "seed": [*range(seeds)] * len(grid)}
+        )
+        return frame.assign(kl=np.array(kl) * rng.lognormal(0, 0.02, len(kl)))
+
+    fit = fit_excess_slope(rows([50, 100, 200, 400, 800, 1600], 10), rows([FLOOR_N], 5))
+    assert "sits on its bound" in fit.reason and math.isnan(fit.exponent.value)
+
+
+def test_the_two_term_fit_models_the_floors_own_share_of_each_term():
+    """Transfer with source exponent 1/3, its floor at n_t = n_s = 51 200: the fit finds
+    both exponents; taking the floor for the limit puts the source exponent above 1/3."""
+    rng = np.random.default_rng(11)
+    targets, sources = (50, 100, 200, 400, 800, 1600, 3200, 6400), (2000, 8000, 32_000)
+
+    def error(n_t, n_s):
+        return 0.3 + 1.5 * (n_t / 50) ** (-2 / 3) + 0.8 * (n_s / 2000) ** (-1 / 3)
+
+    frame = pd.DataFrame(
+        [
+            {"n_target": t, "n_source": s, "seed": k, "kl": error(t, s)}
+            for t in targets
+            for s in sources
+            for k in range(10)
+        ]
+    ).assign(kl=lambda f: f.kl * rng.lognormal(0, 0.02, len(f)))
+    floor = floor_rows(rng, error(FLOOR_N, FLOOR_N), noise=0.02)
+    fit = fit_two_term(frame, floor=floor, n_bootstrap=100)
+    assert fit.reason == ""
+    assert fit.target_exponent.covers(2 / 3) and fit.source_exponent.covers(1 / 3)
+    as_limit = fit_two_term(frame, floor=floor.assign(n_target=1e12, n_source=1e12))
+    assert as_limit.source_exponent.low > 1 / 3
 
 
 def test_a_curve_at_its_floor_is_not_assessable():
@@ -279,8 +351,9 @@ def test_a_curve_at_its_floor_is_not_assessable():
 def test_two_term_fit_over_the_floor():
     rng = np.random.default_rng(7)
     frame = two_term_rows(rng, (100, 200, 400, 800, 1600), (300, 1000, 3000, 10_000))
-    frame["kl"] += 0.1  # a floor that the largest cells' excess is a few times
-    fit = fit_two_term(frame, floor=floor_rows(rng, 0.1), n_bootstrap=100)
+    frame["kl"] += 0.05  # a floor that the largest cells' excess is a few times
+    floor = floor_rows(rng, 0.05 + 3 * FLOOR_N**-0.8 + 5 * FLOOR_N**-0.5)
+    fit = fit_two_term(frame, floor=floor, n_bootstrap=100)
     assert fit.reason == ""
     assert fit.target_exponent.covers(0.8) and fit.source_exponent.covers(0.5)
     ignored = fit_two_term(frame, n_bootstrap=100)  # the floor taken for a source term
@@ -293,11 +366,11 @@ def test_fits_leave_out_cells_with_few_seeds_beside_cells_with_many():
     rng = np.random.default_rng(8)
     frame = two_term_rows(rng, (100, 200, 400, 800, 1600), (300, 1000, 3000, 10_000))
     thin = two_term_rows(rng, (300,), (500, 2000, 30_000), seeds=3).assign(kl=lambda f: 3 * f.kl)
-    floor = floor_rows(rng, 0.1)
-    fit = fit_two_term(pd.concat([frame, thin]).assign(kl=lambda f: f.kl + 0.1), floor=floor)
+    floor = floor_rows(rng, 0.05 + 3 * FLOOR_N**-0.8 + 5 * FLOOR_N**-0.5)
+    fit = fit_two_term(pd.concat([frame, thin]).assign(kl=lambda f: f.kl + 0.05), floor=floor)
     assert fit.target_exponent.covers(0.8) and fit.source_exponent.covers(0.5)
     curve = power_law_rows(rng, 0.6, [50, 100, 200, 400], seeds=3, noise=0.1, constant=2.0)
-    excess = fit_excess_slope(curve, floor_rows(rng, 0.004))
+    excess = fit_excess_slope(curve, floor_rows(rng, 0.004 + 2.0 * FLOOR_N**-0.6))
     assert excess.levels == [50, 100, 200, 400] and excess.reason == ""
 
 
@@ -311,7 +384,9 @@ def test_the_verdict_fits_each_error_of_a_network_with_its_own_exponent():
         experiment="target_scaling",
     )
     curve["kl"] += 0.004  # the floors of the training
-    floor = floor_rows(rng, 0.004).assign(hellinger2=lambda f: f.kl / 4, experiment="floor")
+    floor = floor_rows(rng, 0.004 + 2.0 * FLOOR_N**-0.3).assign(
+        hellinger2=lambda f: 0.001 + 2.0 * FLOOR_N**-0.6, experiment="floor"
+    )
     truth = dict(model="flow", method="scratch", family="gaussian_smooth", d_x=2, d_z=8, d_h=2)
     rows = pd.concat([curve, floor]).assign(**truth, status="ok")
     slopes = fitted_slopes(trained_models(rows)).set_index("error")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, minimize_scalar
 
 from theory.intervals import MIN_SEEDS, Interval, seed_interval, seed_table
 
@@ -25,6 +25,8 @@ UNDEFINED = Interval(math.nan, math.nan, math.nan)
 # many times the floor's: closer, the excess is mostly the floor's own noise
 FLOOR_FACTOR = 2.0
 FLOOR_LEVELS = 3  # levels above the floor that a fit of the excess needs
+MAX_EXPONENT = 5.0  # the largest exponent a fit may return
+BOUND_GAP = 1e-3  # an exponent this near 0 or MAX_EXPONENT sits on its bound
 
 
 def upper_grid(values, fraction: float) -> list:
@@ -76,9 +78,9 @@ def _log_log_slope(sizes) -> Callable[[np.ndarray], float]:
 
 @dataclass(frozen=True)
 class ExcessFit:
-    """error - floor ~ a n^-p over the levels at least ``FLOOR_FACTOR`` times the floor: the
-    exponent p with its interval, the floor's mean, the levels fitted; ``reason`` says why
-    it is not assessable, where it is not."""
+    """error - floor ~ a (n^-p - N^-p) over the levels at least ``FLOOR_FACTOR`` times the
+    floor, measured at the size N: the exponent p with its interval, the floor's mean, the
+    levels fitted; ``reason`` says why it is not assessable, where it is not."""
 
     exponent: Interval
     floor: float
@@ -100,16 +102,47 @@ def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.n
 
 
 def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: str):
-    """The cells that ``frame`` has rows in, and their seed table with the floor's rows
-    (all given the cell -1) as column 0."""
+    """The cells that ``frame`` has rows in, their seed table with the floor's rows (all
+    given the cell -1) as column 0, and the floor's size in each of ``cells`` (its rows at
+    the largest size, where they hold several)."""
+    sizes = [float(floor[c].max()) for c in cells]
+    at_sizes = [floor[c] == n for c, n in zip(cells, sizes, strict=True)]
+    floor = floor[np.logical_and.reduce(at_sizes)]
     marked = floor.assign(**{c: -1 for c in cells})
     keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y), fixed=1)
-    return keys[1:], values
+    return keys[1:], values, sizes
+
+
+def _log_excess_term(n: np.ndarray, size: float, exponent: float) -> np.ndarray:
+    """log(n^-p - size^-p): the log of a term n^-p of the error, less the share of it that
+    the floor, measured at ``size`` > n, holds itself (0 where ``size`` is infinite)."""
+    gap = np.log(size) - np.log(n)
+    return -exponent * np.log(n) + np.log(-np.expm1(-exponent * gap))
 
 
 def _above_floor(means: np.ndarray) -> np.ndarray:
     """Which cells (columns 1...) are at least ``FLOOR_FACTOR`` times the floor (column 0)."""
     return means[1:] >= FLOOR_FACTOR * means[0]
+
+
+def _excess_exponent(n: np.ndarray, size: float) -> Callable[[np.ndarray], float]:
+    """The exponent p of the least-squares fit of log excess = log a + log(n^-p - size^-p),
+    with log a profiled out, as a function of the excesses at the levels ``n`` (NaN where
+    one is not positive). With an infinite ``size`` it is minus the log-log slope."""
+
+    def misfit(exponent: float, log_excess: np.ndarray) -> float:
+        residuals = log_excess - _log_excess_term(n, size, exponent)
+        residuals -= residuals.mean()
+        return float(residuals @ residuals)
+
+    def exponent(excess: np.ndarray) -> float:
+        if np.any(~(excess > 0)):
+            return math.nan
+        log_excess = np.log(excess)
+        bounds = (0.0, MAX_EXPONENT)
+        return float(minimize_scalar(misfit, bounds=bounds, args=(log_excess,)).x)
+
+    return exponent
 
 
 def fit_excess_slope(
@@ -121,31 +154,45 @@ def fit_excess_slope(
     n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> ExcessFit:
-    """Least-squares slope of log(mean y - mean floor) on log x, over every level of x whose
+    """The exponent p of mean y - mean floor ~ a (x^-p - N^-p), over every level of x whose
     mean is at least ``FLOOR_FACTOR`` times the floor's, with its interval over seeds (the
-    floor's seeds resampled with the curve's).
+    floor's seeds resampled with the curve's). The floor, the same training on a sample of
+    size N, still holds that sample's own share a N^-p of the error, which the fit models:
+    where N is a few times the largest x and p is small, that share is a large part of
+    the excess at the largest levels, and taking the floor for the error's limit would lean
+    the exponent upwards.
 
     Args:
         frame: one row per (x, seed).
-        floor: rows of the same model trained on a sample far larger than any x.
+        floor: rows of the same model trained on a sample of size N, larger than any x
+            (``x`` holds N; the rows at the largest N, where they hold several).
     """
-    keys, values = _with_floor(frame, floor, [x], y)
+    keys, values, (size,) = _with_floor(frame, floor, [x], y)
     means = np.nanmean(values, 0)
     if not means[0] > 0:
         return ExcessFit(UNDEFINED, means[0], [], "the floor's mean error is not positive")
-    above = _above_floor(means)
+    sizes = np.array([k[0] for k in keys], float)
+    above = _above_floor(means) & (sizes < size)
     levels = [k[0] for k, keep in zip(keys, above, strict=True) if keep]
     if len(levels) < FLOOR_LEVELS:
         reason = (
-            f"{len(levels)} levels of {x} at least {FLOOR_FACTOR:g} times the floor "
-            f"({means[0]:.3g}): the error is set by the training, not by {x}"
+            f"{len(levels)} levels of {x} below the floor's size and at least "
+            f"{FLOOR_FACTOR:g} times the floor ({means[0]:.3g}): the error is set by the "
+            f"training, not by {x}"
         )
         return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
-    slope = _log_log_slope(levels)
+    fitted = _excess_exponent(sizes[above], size)
 
     def exponent(sample_means: np.ndarray) -> float:
-        return -slope(sample_means[1:][above] - sample_means[0])
+        return fitted(sample_means[1:][above] - sample_means[0])
 
+    point = exponent(means)
+    if not BOUND_GAP < point < MAX_EXPONENT - BOUND_GAP:
+        reason = (
+            f"the exponent sits on its bound ({point:.2g}): no power of {x} describes the "
+            "excess over these levels"
+        )
+        return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
     interval = seed_interval(values, exponent, level, n_bootstrap, seed)
     return ExcessFit(interval, float(means[0]), levels)
 
@@ -230,23 +277,29 @@ def fit_plateau(
 
 @dataclass(frozen=True)
 class TwoTermFit:
-    """KL ~ a n_t^-p + b n_s^-q: the two exponents with their intervals; ``reason`` says
-    why they are not assessable, where they are not."""
+    """KL ~ a n_t^-p + b n_s^-q (less the floor's own share of each term, over a floor): the
+    two exponents with their intervals; ``reason`` says why they are not assessable, where
+    they are not."""
 
     target_exponent: Interval
     source_exponent: Interval
     reason: str = ""
 
 
-def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray):
-    """The least-squares solution (log a, p, log b, q) of the log residuals."""
+def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray, floor_sizes=(math.inf,) * 2):
+    """The least-squares solution (log a, p, log b, q) of the log residuals of
+    a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), the floor measured at (N_t, N_s)."""
+    size_t, size_s = floor_sizes
 
     def residuals(theta):
         log_a, p, log_b, q = theta
-        return np.logaddexp(log_a - p * np.log(n_t), log_b - q * np.log(n_s)) - np.log(means)
+        target = log_a + _log_excess_term(n_t, size_t, p)
+        source = log_b + _log_excess_term(n_s, size_s, q)
+        return np.logaddexp(target, source) - np.log(means)
 
     start = np.array([np.log(means.max()), 0.5, np.log(means.max()), 0.5])
-    return least_squares(residuals, start, bounds=([-50, 0, -50, 0], [50, 5, 50, 5]))
+    bounds = ([-50, 0, -50, 0], [50, MAX_EXPONENT, 50, MAX_EXPONENT])
+    return least_squares(residuals, start, bounds=bounds)
 
 
 def _few_levels(n_t: np.ndarray, n_s: np.ndarray) -> str:
@@ -268,18 +321,22 @@ def fit_two_term(
     cell, with intervals over seeds; not assessable with fewer than 3 levels of n_t or of
     n_s, or where the fit does not identify its exponents.
 
-    With ``floor`` (rows trained on far larger n_t and n_s), the fit is to the excess over
-    the floor's mean, on the cells at least ``FLOOR_FACTOR`` times the floor.
+    With ``floor`` (rows trained on larger n_t and n_s than any cell, N_t and N_s), the fit
+    is to the excess over the floor's mean, a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), on
+    the cells at least ``FLOOR_FACTOR`` times the floor (as ``fit_excess_slope``).
     """
     cells = ["n_target", "n_source"]
     if floor is None:
         keys, values = _present(*seed_table(frame, cells, y))
         values = np.concatenate([np.zeros((len(values), 1)), values], 1)  # a zero floor
+        floor_sizes = [math.inf, math.inf]
     else:
-        keys, values = _with_floor(frame, floor, cells, y)
+        keys, values, floor_sizes = _with_floor(frame, floor, cells, y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
     means = np.nanmean(values, 0)
-    keep = np.ones(len(keys), bool) if floor is None else _above_floor(means)
+    keep = (n_t < floor_sizes[0]) & (n_s < floor_sizes[1])
+    if floor is not None:
+        keep &= _above_floor(means)
     if floor is not None and not means[0] > 0:
         return TwoTermFit(UNDEFINED, UNDEFINED, "the floor's mean error is not positive")
     reason = _few_levels(n_t[keep], n_s[keep])
@@ -294,7 +351,7 @@ def fit_two_term(
 
     if np.any(~(excess(means) > 0)):
         return TwoTermFit(UNDEFINED, UNDEFINED, "a mean error is not positive")
-    reason = _identified(_two_term(n_t, n_s, excess(means)), 4)
+    reason = _identified(_two_term(n_t, n_s, excess(means), floor_sizes), 4)
     if reason:
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
 
@@ -303,7 +360,7 @@ def fit_two_term(
             above = excess(sample_means)
             if np.any(~(above > 0)):
                 return math.nan
-            return float(_two_term(n_t, n_s, above).x[index])
+            return float(_two_term(n_t, n_s, above, floor_sizes).x[index])
 
         return seed_interval(values, statistic, level, n_bootstrap, seed)
 

@@ -12,8 +12,8 @@ or ``--set`` produced them; rows no check applies to are not judged:
   closed form, and the likelihood ODE's KL against the ODE's exact KL;
 - methods with a candidate rate, over every grid of sample sizes: fitted exponents; for
   trained networks, of the excess over the floor (rows of the ``floor`` experiment: the same
-  training on a far larger sample), and not assessable where no floor was measured or the
-  error is within ``FLOOR_FACTOR`` of it.
+  training on a larger sample, whose own share of the error the fit models), and not
+  assessable where no floor was measured or the error is within ``FLOOR_FACTOR`` of it.
 
 Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``results.csv``
 (this suite's, or rows of a user's own models in the same columns) without training.
