@@ -242,7 +242,7 @@ def _plateau(n: np.ndarray, means: np.ndarray):
         return np.logaddexp(log_a - p * np.log(n), log_c) - np.log(means)
 
     start = np.array([np.log(means.max()) + 0.5 * np.log(n.min()), 0.5, np.log(means.min() / 2)])
-    return least_squares(residuals, start, bounds=([-50, 0, -50], [50, 5, 50]))
+    return least_squares(residuals, start, bounds=([-50, 0, -50], [50, MAX_EXPONENT, 50]))
 
 
 def fit_plateau(
