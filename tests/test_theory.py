@@ -271,20 +271,26 @@ def test_excess_over_the_floor_recovers_the_exponent_that_the_raw_slope_misses()
     assert not raw.covers(-0.6)  # the floor flattens the raw log-log slope
 
 
+def curve_rows(rng, error, grid, seeds, noise):
+    """Rows error(n) times lognormal noise at each n_t of ``grid``, ``seeds`` each."""
+    return pd.DataFrame(
+        [
+            {"n_target": n, "seed": s, "kl": error(n) * rng.lognormal(0, noise)}
+            for n in grid
+            for s in range(seeds)
+        ]
+    )
+
+
 def slow_curve_and_floor(rng, seeds=10, limit=0.2, noise=0.05):
     """Rows limit + 3 (n/50)^-1/3 at n_t = 50 ... 6400 and at the floor's size, each times
     lognormal noise: a rate as slow as scratch's candidate, still falling at the floor."""
 
-    def rows(grid, seeds_):
-        return pd.DataFrame(
-            [
-                {"n_target": n, "n_source": n, "seed": s, "kl": limit + 3 * (n / 50) ** (-1 / 3)}
-                for n in grid
-                for s in range(seeds_)
-            ]
-        ).assign(kl=lambda f: f.kl * rng.lognormal(0, noise, len(f)))
+    def error(n):
+        return limit + 3 * (n / 50) ** (-1 / 3)
 
-    return rows([50, 100, 200, 400, 800, 1600, 3200, 6400], seeds), rows([FLOOR_N], 5)
+    grid = [50, 100, 200, 400, 800, 1600, 3200, 6400]
+    return curve_rows(rng, error, grid, seeds, noise), curve_rows(rng, error, [FLOOR_N], 5, noise)
 
 
 def test_the_excess_fit_models_the_floors_own_share_of_a_slow_rate():
@@ -304,14 +310,11 @@ def test_an_excess_that_falls_like_a_logarithm_is_not_assessable():
     exponent sits on its bound 0 and the fit says so rather than report an interval."""
     rng = np.random.default_rng(12)
 
-    def rows(grid, seeds):
-        kl = [3 - 0.2 * np.log2(n / 50) for n in grid for _ in range(seeds)]
-        frame = pd.DataFrame(
-            {"n_target": np.repeat(grid, seeds), "seed": [*range(seeds)] * len(grid)}
-        )
-        return frame.assign(kl=np.array(kl) * rng.lognormal(0, 0.02, len(kl)))
+    def error(n):
+        return 3 - 0.2 * np.log2(n / 50)
 
-    fit = fit_excess_slope(rows([50, 100, 200, 400, 800, 1600], 10), rows([FLOOR_N], 5))
+    curve = curve_rows(rng, error, [50, 100, 200, 400, 800, 1600], 10, 0.02)
+    fit = fit_excess_slope(curve, curve_rows(rng, error, [FLOOR_N], 5, 0.02))
     assert "sits on its bound" in fit.reason and math.isnan(fit.exponent.value)
 
 

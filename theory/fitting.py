@@ -102,15 +102,15 @@ def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.n
 
 
 def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: str):
-    """The cells that ``frame`` has rows in, their seed table with the floor's rows (all
-    given the cell -1) as column 0, and the floor's size in each of ``cells`` (its rows at
-    the largest size, where they hold several)."""
-    sizes = [float(floor[c].max()) for c in cells]
-    at_sizes = [floor[c] == n for c, n in zip(cells, sizes, strict=True)]
-    floor = floor[np.logical_and.reduce(at_sizes)]
+    """The cells of ``frame`` below the floor's size in each of ``cells`` that hold rows,
+    their seed table with the floor's rows (all given the cell -1) as column 0, and those
+    sizes (the floor's rows at the largest size, where they hold several)."""
+    sizes = {c: float(floor[c].max()) for c in cells}
+    floor = floor[np.logical_and.reduce([floor[c] == sizes[c] for c in cells])]
+    frame = frame[np.logical_and.reduce([frame[c] < sizes[c] for c in cells])]
     marked = floor.assign(**{c: -1 for c in cells})
     keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y), fixed=1)
-    return keys[1:], values, sizes
+    return keys[1:], values, list(sizes.values())
 
 
 def _log_excess_term(n: np.ndarray, size: float, exponent: float) -> np.ndarray:
@@ -172,7 +172,7 @@ def fit_excess_slope(
     if not means[0] > 0:
         return ExcessFit(UNDEFINED, means[0], [], "the floor's mean error is not positive")
     sizes = np.array([k[0] for k in keys], float)
-    above = _above_floor(means) & (sizes < size)
+    above = _above_floor(means)
     levels = [k[0] for k, keep in zip(keys, above, strict=True) if keep]
     if len(levels) < FLOOR_LEVELS:
         reason = (
@@ -334,9 +334,7 @@ def fit_two_term(
         keys, values, floor_sizes = _with_floor(frame, floor, cells, y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
     means = np.nanmean(values, 0)
-    keep = (n_t < floor_sizes[0]) & (n_s < floor_sizes[1])
-    if floor is not None:
-        keep &= _above_floor(means)
+    keep = np.ones(len(keys), bool) if floor is None else _above_floor(means)
     if floor is not None and not means[0] > 0:
         return TwoTermFit(UNDEFINED, UNDEFINED, "the floor's mean error is not positive")
     reason = _few_levels(n_t[keep], n_s[keep])
