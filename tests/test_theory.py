@@ -11,6 +11,7 @@ from sims.generators import make_task_pair
 from theory import checks
 from theory.claims import claim
 from theory.fitting import (
+    MISFIT_LEVEL,
     fit_crossover,
     fit_excess_slope,
     fit_plateau,
@@ -343,6 +344,74 @@ def test_the_two_term_fit_models_the_floors_own_share_of_each_term():
     assert as_limit.source_exponent.low > 1 / 3
 
 
+TARGETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)  # the reference's n_t
+
+
+def test_the_lack_of_fit_test_holds_its_level_where_the_model_holds():
+    """Power laws over a floor, each seed's errors sharing a factor across the grid: over 40
+    data sets the p-values look uniform (mean near 1/2, about 5 % below 0.05)."""
+    rng = np.random.default_rng(20)
+    p_values = []
+    for _ in range(40):
+        curve = power_law_rows(rng, 0.6, TARGETS, seeds=10, noise=0.1, shared=0.1)
+        floor = floor_rows(rng, 0.004 + 2.0 * FLOOR_N**-0.6)
+        fit = fit_excess_slope(curve.assign(kl=curve.kl + 0.004), floor, n_bootstrap=20)
+        p_values.append(fit.misfit.p_value)
+    assert 0.35 < np.mean(p_values) < 0.65
+    assert np.mean(np.array(p_values) < 0.05) <= 0.15
+
+
+def test_the_lack_of_fit_test_rejects_an_excess_that_bends():
+    """An excess falling like n^-0.8 up to n = 400 and like n^-0.5 beyond, 10 seeds with
+    10 % noise: no single power describes it, and the fit widens its interval by the means'
+    scatter about it; the straight curve's is not widened."""
+    rng = np.random.default_rng(21)
+
+    def error(n):
+        return 0.05 + np.where(n <= 400, (n / 400) ** -0.8, (n / 400) ** -0.5)
+
+    def fit(error):
+        curve = curve_rows(rng, error, TARGETS, 10, 0.1)
+        return fit_excess_slope(curve, curve_rows(rng, error, [FLOOR_N], 5, 0.1))
+
+    bent = fit(error)
+    assert bent.misfit.p_value < MISFIT_LEVEL and bent.misfit.widening > 3
+    assert bent.reason == ""
+    straight = fit(lambda n: 0.05 + (n / 400) ** -0.8)
+    assert straight.misfit.widening == 1 and straight.exponent.covers(0.8)
+
+
+def test_the_lack_of_fit_test_rejects_a_source_term_that_grows_with_n_t():
+    """Transfer whose gain from n_s grows with n_t (its source term 1.4 times larger at
+    large n_t than at 50, as a head on a poor embedding gains less from more target data)
+    is no sum of a target and a source term: with 2 % noise and 16 seeds the fit rejects it
+    and widens the intervals of its exponents (the target's, 0.63, would miss 2/3 unwidened);
+    the additive curve's are not widened."""
+    rng = np.random.default_rng(22)
+
+    def error(n_t, n_s, interaction):
+        source = 0.8 * (n_s / 2000) ** (-1 / 3) * (1 + interaction * (1 - (n_t / 50) ** -0.5))
+        return 0.5 + 1.5 * (n_t / 50) ** (-2 / 3) + source
+
+    def fit(interaction):
+        frame = pd.DataFrame(
+            [
+                {"n_target": t, "n_source": s, "seed": k, "kl": error(t, s, interaction)}
+                for t in TARGETS
+                for s in (2000, 8000, 32_000)
+                for k in range(16)
+            ]
+        ).assign(kl=lambda f: f.kl * rng.lognormal(0, 0.02, len(f)))
+        floor = floor_rows(rng, error(FLOOR_N, FLOOR_N, interaction), noise=0.02)
+        return fit_two_term(frame, floor=floor, n_bootstrap=20)
+
+    assert fit(0.0).misfit.widening == 1
+    grows = fit(0.4)
+    assert grows.misfit.p_value < MISFIT_LEVEL and grows.misfit.widening > 1.5
+    seeds_only = grows.target_exponent.half_width / grows.misfit.widening
+    assert abs(grows.target_exponent.value - 2 / 3) > seeds_only
+
+
 def test_a_curve_at_its_floor_is_not_assessable():
     rng = np.random.default_rng(6)
     curve = power_law_rows(rng, 0.6, [100, 200, 400, 800], seeds=10, noise=0.1, constant=0.05)
@@ -375,6 +444,18 @@ def test_fits_leave_out_cells_with_few_seeds_beside_cells_with_many():
     curve = power_law_rows(rng, 0.6, [50, 100, 200, 400], seeds=3, noise=0.1, constant=2.0)
     excess = fit_excess_slope(curve, floor_rows(rng, 0.004 + 2.0 * FLOOR_N**-0.6))
     assert excess.levels == [50, 100, 200, 400] and excess.reason == ""
+
+
+def test_a_cell_with_fewer_than_half_the_seeds_is_left_out():
+    """A cell of 5 seeds beside curves of 16 (another experiment's), here a third low, is
+    left out of the fit; with 8 seeds, half of 16, it enters."""
+    rng = np.random.default_rng(9)
+    curve = power_law_rows(rng, 0.6, [50, 100, 200, 400, 800], seeds=16, noise=0.1)
+    floor = floor_rows(rng, 2.0 * FLOOR_N**-0.6)
+    for seeds, enters in ((5, False), (8, True)):
+        thin = power_law_rows(rng, 0.6, [300], seeds=seeds, noise=0.1)
+        fit = fit_excess_slope(pd.concat([curve, thin.assign(kl=thin.kl * 0.67)]), floor)
+        assert (300 in fit.levels) == enters
 
 
 def test_the_verdict_fits_each_error_of_a_network_with_its_own_exponent():

@@ -304,11 +304,14 @@ def slope(
     candidate: float,
     reason: str = "",
     seeds_needed: int | None = None,
+    widened: float = 1.0,
+    fit_p: float = math.nan,
 ) -> Check:
     """[candidate] A fitted exponent beside the candidate; consistent when its interval
     covers it, not assessable when the fit has no interval (``reason`` says why). Reported,
     never failing; ``seeds_needed`` (the seeds projected for ±``EXPONENT_HALF_WIDTH``) is
-    told where it exceeds the fit's."""
+    told where it exceeds the fit's, and an interval ``widened`` by the means' scatter about
+    the fit (lack-of-fit p-value ``fit_p``) says so."""
     if reason or not fitted.low < fitted.high:
         why = reason or "no spread over seeds"
         return Check(
@@ -316,6 +319,11 @@ def slope(
         )
     verdict = CONSISTENT if fitted.covers(candidate) else INCONSISTENT
     detail = f"95 % interval [{fitted.low:.3f}, {fitted.high:.3f}] over {_seeds(fitted.seeds)}"
+    if widened > 1:
+        detail += (
+            f", widened {widened:.2f} times for the means' scatter about the fit "
+            f"(lack of fit p = {fit_p:.2g})"
+        )
     if seeds_needed is not None and seeds_needed > fitted.seeds:
         detail += f"; ±{EXPONENT_HALF_WIDTH:.2f} would take about {seeds_needed} seeds"
     return Check(name, CANDIDATE, fitted.value, f"candidate {candidate:.3f}", verdict, detail)

@@ -4,20 +4,22 @@ jointly across the cells a fit compares, Student-t quantiles with S - 1 degrees 
 
 A fit that the data cannot identify (too few levels of a sample size, or a Jacobian so
 ill-conditioned that the exponent is not pinned down) says so in ``reason`` and has no
-interval, instead of returning its starting point with a narrow interval.
+interval, instead of returning its starting point with a narrow interval. A fit over a floor
+whose cell means scatter about it by more than their seeds' noise (``lack_of_fit``) has its
+intervals widened by that scatter, which more seeds do not shrink.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize_scalar
 
-from theory.intervals import MIN_SEEDS, Interval, seed_interval, seed_table
+from theory.intervals import MIN_SEEDS, Interval, cell_means, seed_interval, seed_table
 
 ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
 UNDEFINED = Interval(math.nan, math.nan, math.nan)
@@ -27,6 +29,8 @@ FLOOR_FACTOR = 2.0
 FLOOR_LEVELS = 3  # levels above the floor that a fit of the excess needs
 MAX_EXPONENT = 5.0  # the largest exponent a fit may return
 BOUND_GAP = 1e-3  # an exponent this near 0 or MAX_EXPONENT sits on its bound
+MISFIT_LEVEL = 0.01  # below this lack-of-fit p-value, the means scatter about the fit
+MISFIT_REPLICATES = 200  # bootstrap replicates of the lack-of-fit test
 
 
 def upper_grid(values, fraction: float) -> list:
@@ -77,27 +81,58 @@ def _log_log_slope(sizes) -> Callable[[np.ndarray], float]:
 
 
 @dataclass(frozen=True)
+class LackOfFit:
+    """How a fit over a floor describes the cell means: ``p_value`` of the hypothesis that
+    its model does, and ``scatter``, the means' weighted squared deviations from it over
+    their mean under the model (about 1 where the model holds, larger where the means
+    scatter about it by more than their seeds' noise)."""
+
+    p_value: float
+    scatter: float
+
+    @property
+    def widening(self) -> float:
+        """sqrt(scatter) where the means reject the model (p below ``MISFIT_LEVEL``), else 1:
+        the factor the fit's intervals are widened by, as the scatter's share of a mean's
+        variance that the seeds do not see."""
+        return math.sqrt(self.scatter) if self.p_value < MISFIT_LEVEL else 1.0
+
+    def widen(self, interval: Interval) -> Interval:
+        """``interval`` widened about its value by ``widening``."""
+        half = interval.half_width * self.widening
+        return replace(interval, low=interval.value - half, high=interval.value + half)
+
+
+NOT_TESTED = LackOfFit(math.nan, math.nan)
+
+
+@dataclass(frozen=True)
 class ExcessFit:
     """error - floor ~ a (n^-p - N^-p) over the levels at least ``FLOOR_FACTOR`` times the
     floor, measured at the size N: the exponent p with its interval, the floor's mean, the
-    levels fitted; ``reason`` says why it is not assessable, where it is not."""
+    levels fitted, its lack of fit; ``reason`` says why it is not assessable, where it is
+    not."""
 
     exponent: Interval
     floor: float
     levels: list
     reason: str = ""
+    misfit: LackOfFit = NOT_TESTED
 
 
 def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.ndarray]:
     """The cells of a seed table that hold rows (a grid need not fill every combination),
-    less those with fewer than ``MIN_SEEDS`` seeds where another cell has that many: a cell
-    that another experiment ran with a handful of seeds would bring a mean as noisy as its
-    few seeds into a fit whose other cells average many, and widen its interval. The first
-    ``fixed`` columns (a floor) are kept as they are."""
+    less those with fewer than half the most seeds of a cell, or fewer than ``MIN_SEEDS``,
+    where another cell has that many: a cell that another experiment ran with a handful of
+    seeds would bring a mean as noisy as its few seeds into a fit whose other cells average
+    many, widen its interval, and, its spread measured on those few seeds, fail the fit's
+    lack-of-fit test on a mean that is merely noisy. The first ``fixed`` columns (a floor)
+    are kept as they are."""
     counts = (~np.isnan(values)).sum(0)
     present = counts > 0
-    if counts[fixed:].max() >= MIN_SEEDS:
-        present[fixed:] &= counts[fixed:] >= MIN_SEEDS
+    most = counts[fixed:].max()
+    if most >= MIN_SEEDS:
+        present[fixed:] &= counts[fixed:] >= max(MIN_SEEDS, most / 2)
     return [k for k, keep in zip(keys, present, strict=True) if keep], values[:, present]
 
 
@@ -125,12 +160,76 @@ def _above_floor(means: np.ndarray) -> np.ndarray:
     return means[1:] >= FLOOR_FACTOR * means[0]
 
 
+def lack_of_fit(
+    values: np.ndarray,
+    keep: np.ndarray,
+    log_fit: Callable[[np.ndarray], np.ndarray],
+    n_bootstrap: int = MISFIT_REPLICATES,
+    seed: int = 0,
+) -> LackOfFit:
+    """The lack of fit of a fit over a floor to the cell means.
+
+    The statistic is Q = sum_k (log e_k - log f_k)^2 / v_k over the fitted cells k, with e_k
+    the excess of cell k's mean over the floor's, f_k the fit's value there and v_k the
+    variance of log e_k over a seed bootstrap of the data. Its distribution under the fit
+    comes from a bootstrap that keeps the seeds' own noise: each fitted cell's values are
+    shifted so that its mean is the fit's (floor + f_k) and every cell's deviations from its
+    mean widened by sqrt(S / (S - 1)), seeds are resampled jointly across the cells (a
+    seed's cells share its data) and the fit is redone on every replicate. Replicates with
+    an excess that is not positive are left out.
+
+    Args:
+        values: (seeds, cells) errors, column 0 the floor (zeros where the fit has none).
+        keep: (cells - 1,) bool, the cells the fit uses.
+        log_fit: the fitted log excess at the kept cells, as a function of their excesses
+            (the fit redone on them).
+
+    Returns:
+        the p-value (1 + replicates with Q at least the data's) / (1 + replicates), and the
+        scatter Q / mean of Q over the replicates; ``NOT_TESTED`` where the data's Q is
+        undefined.
+    """
+    rng = np.random.default_rng(seed)
+    seeds = values.shape[0]
+
+    def log_excess(means: np.ndarray) -> np.ndarray:
+        excess = means[..., 1:][..., keep] - means[..., :1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(excess > 0, np.log(np.maximum(excess, 0)), np.nan)
+
+    def replicates(table: np.ndarray) -> np.ndarray:
+        return cell_means(table[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+
+    means = cell_means(values)
+    observed = log_excess(means)
+    if np.any(np.isnan(observed)):
+        return NOT_TESTED
+    weights = 1 / np.nanvar(log_excess(replicates(values)), 0, ddof=1)
+    fitted = log_fit(np.exp(observed))
+
+    def statistic(log_e: np.ndarray) -> float:
+        if np.any(np.isnan(log_e)):
+            return math.nan
+        return float(weights @ (log_e - log_fit(np.exp(log_e))) ** 2)
+
+    expected = means.copy()
+    expected[1 + np.flatnonzero(keep)] = means[0] + np.exp(fitted)
+    counts = (~np.isnan(values)).sum(0)
+    spread = np.sqrt(counts / np.maximum(counts - 1, 1))  # a bootstrap mean's SD is short by it
+    null = expected + (values - means) * spread
+    under_fit = np.array([statistic(row) for row in log_excess(replicates(null))])
+    under_fit = under_fit[~np.isnan(under_fit)]
+    q = float(weights @ (observed - fitted) ** 2)
+    p_value = (1 + np.sum(under_fit >= q)) / (1 + under_fit.size)
+    return LackOfFit(float(p_value), q / float(under_fit.mean()))
+
+
 def _excess_exponent(n: np.ndarray, size: float) -> Callable[[np.ndarray], float]:
     """The exponent p of the least-squares fit of log excess = log a + log(n^-p - size^-p),
     with log a profiled out, as a function of the excesses at the levels ``n`` (NaN where
     one is not positive). With an infinite ``size`` it is minus the log-log slope."""
 
-    def misfit(exponent: float, log_excess: np.ndarray) -> float:
+    def residual_sum(exponent: float, log_excess: np.ndarray) -> float:
         residuals = log_excess - _log_excess_term(n, size, exponent)
         residuals -= residuals.mean()
         return float(residuals @ residuals)
@@ -140,7 +239,7 @@ def _excess_exponent(n: np.ndarray, size: float) -> Callable[[np.ndarray], float
             return math.nan
         log_excess = np.log(excess)
         bounds = (0.0, MAX_EXPONENT)
-        return float(minimize_scalar(misfit, bounds=bounds, args=(log_excess,)).x)
+        return float(minimize_scalar(residual_sum, bounds=bounds, args=(log_excess,)).x)
 
     return exponent
 
@@ -193,8 +292,14 @@ def fit_excess_slope(
             "excess over these levels"
         )
         return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
+
+    def log_fit(excess: np.ndarray) -> np.ndarray:
+        term = _log_excess_term(sizes[above], size, fitted(excess))
+        return term + np.mean(np.log(excess) - term)  # log a profiled out
+
+    misfit = lack_of_fit(values, above, log_fit, seed=seed)
     interval = seed_interval(values, exponent, level, n_bootstrap, seed)
-    return ExcessFit(interval, float(means[0]), levels)
+    return ExcessFit(misfit.widen(interval), float(means[0]), levels, misfit=misfit)
 
 
 def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,12 +383,13 @@ def fit_plateau(
 @dataclass(frozen=True)
 class TwoTermFit:
     """KL ~ a n_t^-p + b n_s^-q (less the floor's own share of each term, over a floor): the
-    two exponents with their intervals; ``reason`` says why they are not assessable, where
-    they are not."""
+    two exponents with their intervals and its lack of fit; ``reason`` says why they are
+    not assessable, where they are not."""
 
     target_exponent: Interval
     source_exponent: Interval
     reason: str = ""
+    misfit: LackOfFit = NOT_TESTED
 
 
 def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray, floor_sizes=(math.inf,) * 2):
@@ -353,16 +459,29 @@ def fit_two_term(
     if reason:
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
 
+    solved = {}  # both exponents' intervals resample the same seeds: each replicate once
+
+    def solution(above: np.ndarray):
+        key = above.tobytes()
+        if key not in solved:
+            solved[key] = _two_term(n_t, n_s, above, floor_sizes)
+        return solved[key]
+
+    def log_fit(above: np.ndarray) -> np.ndarray:
+        return solution(above).fun + np.log(above)
+
+    misfit = lack_of_fit(values, keep, log_fit, seed=seed)
+
     def exponents(index: int):
         def statistic(sample_means: np.ndarray) -> float:
             above = excess(sample_means)
             if np.any(~(above > 0)):
                 return math.nan
-            return float(_two_term(n_t, n_s, above, floor_sizes).x[index])
+            return float(solution(above).x[index])
 
-        return seed_interval(values, statistic, level, n_bootstrap, seed)
+        return misfit.widen(seed_interval(values, statistic, level, n_bootstrap, seed))
 
-    return TwoTermFit(exponents(1), exponents(3))
+    return TwoTermFit(exponents(1), exponents(3), misfit=misfit)
 
 
 def _zero_crossing(log_n: np.ndarray, log_ratio: np.ndarray) -> float:

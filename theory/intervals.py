@@ -102,7 +102,7 @@ def seed_table(frame: pd.DataFrame, cells: list[str], y: str) -> tuple[list, np.
     return keys, table.to_numpy(float)
 
 
-def _cell_means(values: np.ndarray) -> np.ndarray:
+def cell_means(values: np.ndarray) -> np.ndarray:
     """Means over seeds (axis -2) that ignore missing rows; NaN where a cell has none."""
     counts = (~np.isnan(values)).sum(-2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -126,11 +126,11 @@ def seed_interval(
     statistic is undefined (NaN) are counted in ``undefined`` and left out.
     """
     seeds = values.shape[0]
-    point = float(statistic(_cell_means(values)))
+    point = float(statistic(cell_means(values)))
     if seeds < 2:
         return Interval(point, math.nan, math.nan, seeds)
     rng = np.random.default_rng(seed)
-    resampled = _cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+    resampled = cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
     replicates = np.array([statistic(means) for means in resampled], float)
     defined = replicates[~np.isnan(replicates)]
     undefined = 1 - defined.size / n_bootstrap

@@ -13,7 +13,9 @@ or ``--set`` produced them; rows no check applies to are not judged:
 - methods with a candidate rate, over every grid of sample sizes: fitted exponents; for
   trained networks, of the excess over the floor (rows of the ``floor`` experiment: the same
   training on a larger sample, whose own share of the error the fit models), and not
-  assessable where no floor was measured or the error is within ``FLOOR_FACTOR`` of it.
+  assessable where no floor was measured or the error is within ``FLOOR_FACTOR`` of it;
+  where the means scatter about the fit by more than their seeds' noise (``fit_p``, its
+  lack-of-fit p-value, below ``MISFIT_LEVEL``), its interval is ``widened`` by the scatter.
 
 Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``results.csv``
 (this suite's, or rows of a user's own models in the same columns) without training.
@@ -36,7 +38,15 @@ from sims.schema import REQUIRED
 from sims.tabular import write_table
 from theory import checks
 from theory.claims import judge_claims
-from theory.fitting import fit_excess_slope, fit_plateau, fit_slope, fit_two_term, upper_grid
+from theory.fitting import (
+    NOT_TESTED,
+    LackOfFit,
+    fit_excess_slope,
+    fit_plateau,
+    fit_slope,
+    fit_two_term,
+    upper_grid,
+)
 from theory.intervals import EXPONENT_HALF_WIDTH, Interval, seeds_for
 from theory.parametric import k_oracle, k_scratch, k_subspace, kappa
 from theory.power import (
@@ -258,6 +268,7 @@ def _slope_row(
     reason: str = "",
     floor: float = math.nan,
     sizes: list | None = None,
+    misfit: LackOfFit = NOT_TESTED,
 ) -> dict:
     first = rows.iloc[0]
     name = over.split()[0]
@@ -275,9 +286,14 @@ def _slope_row(
         "seeds": fit.seeds,
         "candidate": candidate,
         "consistent": None if reason else fit.covers(candidate),
-        "seeds_needed": None if reason else seeds_for(fit, EXPONENT_HALF_WIDTH),
+        # the scatter that widens an interval does not shrink with seeds
+        "seeds_needed": None
+        if reason or misfit.widening > 1
+        else seeds_for(fit, EXPONENT_HALF_WIDTH),
         "floor": floor,
         "sizes": f"{sizes[0]:g} … {sizes[-1]:g} ({len(sizes)} levels)" if sizes else "",
+        "fit_p": misfit.p_value,
+        "widened": misfit.widening,
         "reason": reason,
     }
 
@@ -327,7 +343,15 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
             over, candidate = "n_target (excess over floor)", rate.target_exponent
             return [
                 _slope_row(
-                    rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, fit.levels
+                    rows,
+                    over,
+                    y,
+                    fit.exponent,
+                    candidate,
+                    fit.reason,
+                    fit.floor,
+                    fit.levels,
+                    fit.misfit,
                 )
             ]
         # error ~ n^-p: the exponent is minus the slope
@@ -346,7 +370,14 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
         )
         return [
             _slope_row(
-                rows, f"{over} (two-term)", y, fitted, candidate, fit.reason or unmeasured, level
+                rows,
+                f"{over} (two-term)",
+                y,
+                fitted,
+                candidate,
+                fit.reason or unmeasured,
+                level,
+                misfit=fit.misfit,
             )
             for over, fitted, candidate in terms
         ]
@@ -374,7 +405,9 @@ def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:
                 Interval(r.fitted, r.low, r.high, r.seeds),
                 r.candidate,
                 r.reason,
-                r.seeds_needed,
+                None if pd.isna(r.seeds_needed) else int(r.seeds_needed),
+                r.widened,
+                r.fit_p,
             ),
             experiments=r.experiments,
         )
