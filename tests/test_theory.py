@@ -361,7 +361,7 @@ def test_the_lack_of_fit_test_holds_its_level_where_the_model_holds():
     assert np.mean(np.array(p_values) < 0.05) <= 0.15
 
 
-def test_the_lack_of_fit_test_rejects_an_excess_that_bends():
+def test_an_excess_that_bends_has_its_interval_widened():
     """An excess falling like n^-0.8 up to n = 400 and like n^-0.5 beyond, 10 seeds with
     10 % noise: no single power describes it, and the fit widens its interval by the means'
     scatter about it; the straight curve's is not widened."""
@@ -381,7 +381,7 @@ def test_the_lack_of_fit_test_rejects_an_excess_that_bends():
     assert straight.misfit.widening == 1 and straight.exponent.covers(0.8)
 
 
-def test_the_lack_of_fit_test_rejects_a_source_term_that_grows_with_n_t():
+def test_a_source_term_that_grows_with_n_t_widens_the_two_term_intervals():
     """Transfer whose gain from n_s grows with n_t (its source term 1.4 times larger at
     large n_t than at 50, as a head on a poor embedding gains less from more target data)
     is no sum of a target and a source term: with 2 % noise and 16 seeds the fit rejects it
