@@ -192,34 +192,32 @@ def lack_of_fit(
     rng = np.random.default_rng(seed)
     seeds = values.shape[0]
 
-    def log_excess(means: np.ndarray) -> np.ndarray:
-        excess = means[..., 1:][..., keep] - means[..., :1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(excess > 0, np.log(np.maximum(excess, 0)), np.nan)
+    def excess(means: np.ndarray) -> np.ndarray:
+        above = means[..., 1:][..., keep] - means[..., :1]
+        return np.where(above > 0, above, np.nan)
 
     def replicates(table: np.ndarray) -> np.ndarray:
         return cell_means(table[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
 
     means = cell_means(values)
-    observed = log_excess(means)
+    observed = excess(means)
     if np.any(np.isnan(observed)):
         return NOT_TESTED
-    weights = 1 / np.nanvar(log_excess(replicates(values)), 0, ddof=1)
-    fitted = log_fit(np.exp(observed))
+    weights = 1 / np.nanvar(np.log(excess(replicates(values))), 0, ddof=1)
 
-    def statistic(log_e: np.ndarray) -> float:
-        if np.any(np.isnan(log_e)):
+    def statistic(above: np.ndarray) -> float:
+        if np.any(np.isnan(above)):
             return math.nan
-        return float(weights @ (log_e - log_fit(np.exp(log_e))) ** 2)
+        return float(weights @ (np.log(above) - log_fit(above)) ** 2)
 
     expected = means.copy()
-    expected[1 + np.flatnonzero(keep)] = means[0] + np.exp(fitted)
+    expected[1 + np.flatnonzero(keep)] = means[0] + np.exp(log_fit(observed))
     counts = (~np.isnan(values)).sum(0)
     spread = np.sqrt(counts / np.maximum(counts - 1, 1))  # a bootstrap mean's SD is short by it
     null = expected + (values - means) * spread
-    under_fit = np.array([statistic(row) for row in log_excess(replicates(null))])
+    under_fit = np.array([statistic(row) for row in excess(replicates(null))])
     under_fit = under_fit[~np.isnan(under_fit)]
-    q = float(weights @ (observed - fitted) ** 2)
+    q = statistic(observed)
     p_value = (1 + np.sum(under_fit >= q)) / (1 + under_fit.size)
     return LackOfFit(float(p_value), q / float(under_fit.mean()))
 
@@ -455,17 +453,17 @@ def fit_two_term(
 
     if np.any(~(excess(means) > 0)):
         return TwoTermFit(UNDEFINED, UNDEFINED, "a mean error is not positive")
-    reason = _identified(_two_term(n_t, n_s, excess(means), floor_sizes), 4)
-    if reason:
-        return TwoTermFit(UNDEFINED, UNDEFINED, reason)
-
-    solved = {}  # both exponents' intervals resample the same seeds: each replicate once
+    solved = {}  # the test and both exponents' intervals refit the same means: each once
 
     def solution(above: np.ndarray):
         key = above.tobytes()
         if key not in solved:
             solved[key] = _two_term(n_t, n_s, above, floor_sizes)
         return solved[key]
+
+    reason = _identified(solution(excess(means)), 4)
+    if reason:
+        return TwoTermFit(UNDEFINED, UNDEFINED, reason)
 
     def log_fit(above: np.ndarray) -> np.ndarray:
         return solution(above).fun + np.log(above)
