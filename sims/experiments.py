@@ -94,11 +94,11 @@ class Experiment:
         grid: the grid (the quick profile's, where the experiment runs in it), or a tuple
             of sub-grids.
         seeds: replicates per profile; the experiment runs in the profiles named here.
-        sizes: per profile, keys replaced in every sub-grid that has them.
+        sizes: per profile, keys replaced in every sub-grid that has them; a tuple of such
+            replacements makes one sub-grid of each (levels that differ by model or
+            method: each replacement names the models or methods it applies to).
         model_seeds: per profile, replicates of the models named where they differ from
             ``seeds`` (a cheap model run with more seeds beside a costly one).
-        model_sizes: per profile, keys replaced for the models named, after ``sizes``
-            (a level that one model needs and another does not).
     """
 
     name: str
@@ -107,9 +107,8 @@ class Experiment:
     x: str
     grid: Grid | tuple[Grid, ...]
     seeds: dict[str, int]
-    sizes: dict[str, Grid] = field(default_factory=dict)
+    sizes: dict[str, Grid | tuple[Grid, ...]] = field(default_factory=dict)
     model_seeds: dict[str, dict[str, int]] = field(default_factory=dict)
-    model_sizes: dict[str, dict[str, Grid]] = field(default_factory=dict)
 
     def grids(self, profile: str) -> list[Grid]:
         """The sub-grids of ``profile``.
@@ -123,25 +122,14 @@ class Experiment:
                 f"expected one of {list(self.seeds)}"
             )
         grids = [self.grid] if isinstance(self.grid, dict) else list(self.grid)
-        replaced = self.sizes.get(profile, {})
-        own = self.model_sizes.get(profile, {})
-        return [part for g in grids for part in _split_by_model(_replaced(g, replaced), own)]
+        sizes = self.sizes.get(profile, {})
+        replacements = [sizes] if isinstance(sizes, dict) else list(sizes)
+        return [_replaced(g, keys) for g in grids for keys in replacements]
 
 
 def _replaced(grid: Grid, keys: Grid) -> Grid:
     """``grid`` with ``keys`` replacing its own where it has them (no key is added)."""
     return grid | {k: v for k, v in keys.items() if k in grid}
-
-
-def _split_by_model(grid: Grid, own: dict[str, Grid]) -> list[Grid]:
-    """``grid`` as one sub-grid for the models without keys of their ``own`` and one per
-    model with, whose keys replace the grid's where it has them."""
-    models = grid.get("model", ())
-    shared = tuple(m for m in models if m not in own)
-    if len(shared) == len(models):
-        return [grid]
-    parts = [grid | {"model": shared}] if shared else []
-    return parts + [_replaced(grid | {"model": (m,)}, own[m]) for m in models if m in own]
 
 
 # kappa = (signal_target / signal_source)^2 = 4 puts the crossover at n_s = 4 n_t
@@ -160,10 +148,14 @@ UNCONDITIONAL = (
 )
 PAPER_TARGETS = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
 SMOKE_SIZES = {"n_target": (60, 120), "n_source": (400,)}
+FLOOR_SIZE = 51_200  # 8 times the reference's largest n_t, above its largest n_s
 # two decades and more of n_t in factor-2 steps, and three levels of n_s for the two-term fit
 REFERENCE_TARGETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
 REFERENCE_SOURCES = (2000, 8000, 32000)
-FLOOR_SIZE = 51_200  # 8 times the reference's largest n_t, above its largest n_s
+# transfer's n_t inside the n_t x n_s grid: factor-4 steps, beside its edge at the floor's
+# n_s in factor-2 steps, whose error falls with n_t alone; the levels between narrow the
+# two-term fit's intervals by a tenth at most (docs/results.md)
+INTERIOR_TARGETS = (50, 200, 800, 3200)
 FLOOR_EXPERIMENT = "floor"  # its rows are the floors of the verdict's rate fits
 
 EXPERIMENTS = (
@@ -227,17 +219,28 @@ EXPERIMENTS = (
         # flows cost a third of what score networks do: 16 seeds narrow transfer's
         # two-term fit, whose target exponent is the widest of the flows' at 10
         model_seeds={"reference": {"flow": 16}},
-        # score networks' transfer keeps falling below n_s = 2000: a fourth level pins its
-        # source exponent (docs/results.md, "A source level below 2000, measured")
-        model_sizes={"reference": {"diffusion": {"n_source": (500, *REFERENCE_SOURCES)}}},
         sizes={
             # mixture's models train end to end in `samples`
             "smoke": SMOKE_SIZES | {"family": ("gaussian_smooth",)},
-            "reference": {
-                "family": ("gaussian_smooth",),
-                "n_target": REFERENCE_TARGETS,
-                "n_source": REFERENCE_SOURCES,
-            },
+            "reference": (
+                {
+                    "family": ("gaussian_smooth",),
+                    "method": ("scratch", "oracle"),
+                    "n_target": REFERENCE_TARGETS,
+                },
+                {
+                    "family": ("gaussian_smooth",),
+                    "method": ("transfer",),
+                    "n_target": REFERENCE_TARGETS,
+                    "n_source": (FLOOR_SIZE,),
+                },
+                {
+                    "family": ("gaussian_smooth",),
+                    "method": ("transfer",),
+                    "n_target": INTERIOR_TARGETS,
+                    "n_source": REFERENCE_SOURCES,
+                },
+            ),
             "paper": {
                 "method": ("scratch", "transfer", "finetune", "oracle", "pooled"),
                 "n_target": PAPER_TARGETS,

@@ -61,32 +61,43 @@ def test_every_experiment_expands_in_every_profile_it_runs_in(profile):
             assert "similarity" not in dict(cell.knobs) or cell.uses_source
 
 
-def test_a_model_with_its_own_sizes_runs_them_and_the_others_keep_the_profiles():
+def test_a_profiles_replacements_split_the_grid_by_model_and_method():
+    """A tuple of replacements makes one sub-grid of each: here the flows' transfer at two
+    source levels, the score networks' at three and their oracle at another n_t, while the
+    quick profile keeps the grid; a key the grid lacks is not added."""
     experiment = Experiment(
         "toy",
-        "two models, one with a fourth source level",
+        "two models, one with a third source level",
         "rates",
         "n_target",
         {
-            "model": ("flow", "diffusion", "linear_gaussian"),
-            "method": ("transfer",),
-            "family": ("linear_gaussian",),
+            "model": ("flow", "diffusion"),
+            "method": ("transfer", "oracle"),
+            "family": ("gaussian_smooth",),
             "n_target": (100,),
             "n_source": (1000,),
         },
         seeds={"quick": 1, "reference": 1},
-        sizes={"reference": {"n_source": (2000, 8000)}},
-        model_sizes={"reference": {"diffusion": {"n_source": (500, 2000, 8000), "d_z": (4,)}}},
+        sizes={
+            "reference": (
+                {"model": ("flow",), "method": ("transfer",), "n_source": (2000, 8000)},
+                {"model": ("diffusion",), "method": ("transfer",), "n_source": (500, 2000, 8000)},
+                {"model": ("diffusion",), "method": ("oracle",), "n_target": (300,), "d_z": (4,)},
+            )
+        },
     )
     levels = defaultdict(set)
     for cell in expand(experiment, "reference", {}):
-        levels[cell.model].add(cell.n_source)
+        levels[cell.model, cell.method].add((cell.n_target, cell.n_source))
     assert levels == {
-        "flow": {2000, 8000},
-        "linear_gaussian": {2000, 8000},
-        "diffusion": {500, 2000, 8000},
+        ("flow", "transfer"): {(100, 2000), (100, 8000)},
+        ("diffusion", "transfer"): {(100, 500), (100, 2000), (100, 8000)},
+        ("diffusion", "oracle"): {(300, None)},
     }
-    assert {c.n_source for c in expand(experiment, "quick", {})} == {1000}
+    assert {(c.n_source, c.method) for c in expand(experiment, "quick", {})} == {
+        (1000, "transfer"),
+        (None, "oracle"),
+    }
     assert all("d_z" not in dict(c.knobs) for c in expand(experiment, "reference", {}))
 
 

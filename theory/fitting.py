@@ -23,10 +23,10 @@ from theory.intervals import MIN_SEEDS, Interval, cell_means, seed_interval, see
 
 ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
 UNDEFINED = Interval(math.nan, math.nan, math.nan)
-# a level enters a fit of the excess over the floor where its mean error is at least this
-# many times the floor's: closer, the excess is mostly the floor's own noise
-FLOOR_FACTOR = 2.0
-FLOOR_LEVELS = 3  # levels above the floor that a fit of the excess needs
+# a level enters a fit of the excess over the floor where that excess is at least this many
+# of its standard errors: nearer, the excess is mostly the seeds' noise and its log is biased
+RESOLVED = 3.0
+FLOOR_LEVELS = 3  # resolved levels that a fit of the excess needs
 MAX_EXPONENT = 5.0  # the largest exponent a fit may return
 BOUND_GAP = 1e-3  # an exponent this near 0 or MAX_EXPONENT sits on its bound
 MISFIT_LEVEL = 0.01  # below this lack-of-fit p-value, the means scatter about the fit
@@ -108,10 +108,10 @@ NOT_TESTED = LackOfFit(math.nan, math.nan)
 
 @dataclass(frozen=True)
 class ExcessFit:
-    """error - floor ~ a (n^-p - N^-p) over the levels at least ``FLOOR_FACTOR`` times the
-    floor, measured at the size N: the exponent p with its interval, the floor's mean, the
-    levels fitted, its lack of fit; ``reason`` says why it is not assessable, where it is
-    not."""
+    """error - floor ~ a (n^-p - N^-p) over the levels whose excess over the floor, measured
+    at the size N, is resolved (``RESOLVED``): the exponent p with its interval, the floor's
+    mean, the levels fitted, its lack of fit; ``reason`` says why it is not assessable,
+    where it is not."""
 
     exponent: Interval
     floor: float
@@ -137,12 +137,14 @@ def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.n
 
 
 def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: str):
-    """The cells of ``frame`` below the floor's size in each of ``cells`` that hold rows,
-    their seed table with the floor's rows (all given the cell -1) as column 0, and those
-    sizes (the floor's rows at the largest size, where they hold several)."""
+    """The cells of ``frame`` that hold rows, below the floor's size in some of ``cells`` and
+    above it in none (an edge of a grid at the floor's size in one of them enters), their
+    seed table with the floor's rows (all given the cell -1) as column 0, and those sizes
+    (the floor's rows at the largest size, where they hold several)."""
     sizes = {c: float(floor[c].max()) for c in cells}
     floor = floor[np.logical_and.reduce([floor[c] == sizes[c] for c in cells])]
-    frame = frame[np.logical_and.reduce([frame[c] < sizes[c] for c in cells])]
+    below = np.logical_or.reduce([frame[c] < sizes[c] for c in cells])
+    frame = frame[below & np.logical_and.reduce([frame[c] <= sizes[c] for c in cells])]
     marked = floor.assign(**{c: -1 for c in cells})
     keys, values = _present(*seed_table(pd.concat([marked, frame]), cells, y), fixed=1)
     return keys[1:], values, list(sizes.values())
@@ -150,28 +152,56 @@ def _with_floor(frame: pd.DataFrame, floor: pd.DataFrame, cells: list[str], y: s
 
 def _log_excess_term(n: np.ndarray, size: float, exponent: float) -> np.ndarray:
     """log(n^-p - size^-p): the log of a term n^-p of the error, less the share of it that
-    the floor, measured at ``size`` > n, holds itself (0 where ``size`` is infinite)."""
+    the floor, measured at ``size`` >= n, holds itself (0 where ``size`` is infinite; the
+    term is -inf at n = size, where the floor holds all of it)."""
     gap = np.log(size) - np.log(n)
-    return -exponent * np.log(n) + np.log(-np.expm1(-exponent * gap))
+    with np.errstate(divide="ignore"):
+        return -exponent * np.log(n) + np.log(-np.expm1(-exponent * gap))
 
 
-def _above_floor(means: np.ndarray) -> np.ndarray:
-    """Which cells (columns 1...) are at least ``FLOOR_FACTOR`` times the floor (column 0)."""
-    return means[1:] >= FLOOR_FACTOR * means[0]
+@dataclass(frozen=True)
+class Precision:
+    """How precisely the seeds measure each cell's excess over the floor.
+
+    Attributes:
+        resolved: (cells - 1,) bool, the excess is at least ``RESOLVED`` standard errors.
+        weights: (cells - 1,) the inverse variance of the log excess, (excess / SE)^2 (the
+            delta method), each fit's least-squares weights and its lack of fit's.
+    """
+
+    resolved: np.ndarray
+    weights: np.ndarray
+
+
+def excess_precision(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0) -> Precision:
+    """The precision of the excesses of the cells (columns 1... of ``values``, (seeds,
+    cells)) over the floor (column 0), their standard errors from a bootstrap that
+    resamples seeds jointly across the cells (a seed's cells share its data)."""
+    rng = np.random.default_rng(seed)
+    seeds = values.shape[0]
+    replicates = cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+    means = cell_means(values)
+    excess = means[1:] - means[0]
+    error = np.nanstd(replicates[:, 1:] - replicates[:, :1], 0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(excess > 0, (excess / error) ** 2, 0.0)
+    return Precision(excess >= RESOLVED * error, weights)
 
 
 def lack_of_fit(
     values: np.ndarray,
     keep: np.ndarray,
     log_fit: Callable[[np.ndarray], np.ndarray],
+    weights: np.ndarray,
     n_bootstrap: int = MISFIT_REPLICATES,
     seed: int = 0,
 ) -> LackOfFit:
     """The lack of fit of a fit over a floor to the cell means.
 
-    The statistic is Q = sum_k (log e_k - log f_k)^2 / v_k over the fitted cells k, with e_k
-    the excess of cell k's mean over the floor's, f_k the fit's value there and v_k the
-    variance of log e_k over a seed bootstrap of the data. Its distribution under the fit
+    The statistic is Q = sum_k w_k (log e_k - log f_k)^2 over the fitted cells k, with e_k
+    the excess of cell k's mean over the floor's, f_k the fit's value there and w_k the
+    inverse variance of log e_k (``Precision.weights``): the sum that the fit minimises.
+    Its distribution under the fit
     comes from a bootstrap that keeps the seeds' own noise: each fitted cell's values are
     shifted so that its mean is the fit's (floor + f_k) and every cell's deviations from its
     mean widened by sqrt(S / (S - 1)), seeds are resampled jointly across the cells (a
@@ -183,6 +213,7 @@ def lack_of_fit(
         keep: (cells - 1,) bool, the cells the fit uses.
         log_fit: the fitted log excess at the kept cells, as a function of their excesses
             (the fit redone on them).
+        weights: (kept cells,) the fit's weights w_k.
 
     Returns:
         the p-value (1 + replicates with Q at least the data's) / (1 + replicates), and the
@@ -203,7 +234,6 @@ def lack_of_fit(
     observed = excess(means)
     if np.any(np.isnan(observed)):
         return NOT_TESTED
-    weights = 1 / np.nanvar(np.log(excess(replicates(values))), 0, ddof=1)
 
     def statistic(above: np.ndarray) -> float:
         if np.any(np.isnan(above)):
@@ -222,15 +252,21 @@ def lack_of_fit(
     return LackOfFit(float(p_value), q / float(under_fit.mean()))
 
 
-def _excess_exponent(n: np.ndarray, size: float) -> Callable[[np.ndarray], float]:
-    """The exponent p of the least-squares fit of log excess = log a + log(n^-p - size^-p),
-    with log a profiled out, as a function of the excesses at the levels ``n`` (NaN where
-    one is not positive). With an infinite ``size`` it is minus the log-log slope."""
+def _profiled(log_excess: np.ndarray, term: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The fitted log excess log a + term, with log a its weighted least-squares value."""
+    return term + np.average(log_excess - term, weights=weights)
+
+
+def _excess_exponent(n: np.ndarray, size: float, weights: np.ndarray):
+    """The exponent p of the weighted least-squares fit of log excess = log a + log(n^-p -
+    size^-p), with log a profiled out, as a function of the excesses at the levels ``n``
+    (NaN where one is not positive). With an infinite ``size`` and equal weights it is minus
+    the log-log slope."""
 
     def residual_sum(exponent: float, log_excess: np.ndarray) -> float:
-        residuals = log_excess - _log_excess_term(n, size, exponent)
-        residuals -= residuals.mean()
-        return float(residuals @ residuals)
+        term = _log_excess_term(n, size, exponent)
+        residuals = log_excess - _profiled(log_excess, term, weights)
+        return float(weights @ residuals**2)
 
     def exponent(excess: np.ndarray) -> float:
         if np.any(~(excess > 0)):
@@ -252,9 +288,10 @@ def fit_excess_slope(
     seed: int = 0,
 ) -> ExcessFit:
     """The exponent p of mean y - mean floor ~ a (x^-p - N^-p), over every level of x whose
-    mean is at least ``FLOOR_FACTOR`` times the floor's, with its interval over seeds (the
-    floor's seeds resampled with the curve's). The floor, the same training on a sample of
-    size N, still holds that sample's own share a N^-p of the error, which the fit models:
+    excess over the floor is resolved (``RESOLVED``), each weighted by its precision, with
+    its interval over seeds (the floor's seeds resampled with the curve's). The floor, the
+    same training on a sample of size N, still holds that sample's own share a N^-p of the
+    error, which the fit models:
     where N is a few times the largest x and p is small, that share is a large part of
     the excess at the largest levels, and taking the floor for the error's limit would lean
     the exponent upwards.
@@ -269,16 +306,18 @@ def fit_excess_slope(
     if not means[0] > 0:
         return ExcessFit(UNDEFINED, means[0], [], "the floor's mean error is not positive")
     sizes = np.array([k[0] for k in keys], float)
-    above = _above_floor(means)
+    precision = excess_precision(values, seed=seed)
+    above = precision.resolved
+    weights = precision.weights[above]
     levels = [k[0] for k, keep in zip(keys, above, strict=True) if keep]
     if len(levels) < FLOOR_LEVELS:
         reason = (
-            f"{len(levels)} levels of {x} below the floor's size and at least "
-            f"{FLOOR_FACTOR:g} times the floor ({means[0]:.3g}): the error is set by the "
+            f"{len(levels)} levels of {x} below the floor's size whose excess over the floor "
+            f"({means[0]:.3g}) is {RESOLVED:g} standard errors: the error is set by the "
             f"training, not by {x}"
         )
         return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
-    fitted = _excess_exponent(sizes[above], size)
+    fitted = _excess_exponent(sizes[above], size, weights)
 
     def exponent(sample_means: np.ndarray) -> float:
         return fitted(sample_means[1:][above] - sample_means[0])
@@ -293,9 +332,9 @@ def fit_excess_slope(
 
     def log_fit(excess: np.ndarray) -> np.ndarray:
         term = _log_excess_term(sizes[above], size, fitted(excess))
-        return term + np.mean(np.log(excess) - term)  # log a profiled out
+        return _profiled(np.log(excess), term, weights)
 
-    misfit = lack_of_fit(values, above, log_fit, seed=seed)
+    misfit = lack_of_fit(values, above, log_fit, weights, seed=seed)
     interval = seed_interval(values, exponent, level, n_bootstrap, seed)
     return ExcessFit(misfit.widen(interval), float(means[0]), levels, misfit=misfit)
 
@@ -390,16 +429,18 @@ class TwoTermFit:
     misfit: LackOfFit = NOT_TESTED
 
 
-def _two_term(n_t: np.ndarray, n_s: np.ndarray, means: np.ndarray, floor_sizes=(math.inf,) * 2):
-    """The least-squares solution (log a, p, log b, q) of the log residuals of
-    a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), the floor measured at (N_t, N_s)."""
+def _two_term(n_t, n_s, means: np.ndarray, weights: np.ndarray, floor_sizes=(math.inf,) * 2):
+    """The weighted least-squares solution (log a, p, log b, q) of the log residuals of
+    a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), the floor measured at (N_t, N_s); its
+    ``fun``, the residuals times the square roots of ``weights``."""
     size_t, size_s = floor_sizes
+    scale = np.sqrt(weights)
 
     def residuals(theta):
         log_a, p, log_b, q = theta
         target = log_a + _log_excess_term(n_t, size_t, p)
         source = log_b + _log_excess_term(n_s, size_s, q)
-        return np.logaddexp(target, source) - np.log(means)
+        return scale * (np.logaddexp(target, source) - np.log(means))
 
     start = np.array([np.log(means.max()), 0.5, np.log(means.max()), 0.5])
     bounds = ([-50, 0, -50, 0], [50, MAX_EXPONENT, 50, MAX_EXPONENT])
@@ -425,9 +466,11 @@ def fit_two_term(
     cell, with intervals over seeds; not assessable with fewer than 3 levels of n_t or of
     n_s, or where the fit does not identify its exponents.
 
-    With ``floor`` (rows trained on larger n_t and n_s than any cell, N_t and N_s), the fit
+    With ``floor`` (rows trained on n_t = N_t and n_s = N_s, the largest of either), the fit
     is to the excess over the floor's mean, a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), on
-    the cells at least ``FLOOR_FACTOR`` times the floor (as ``fit_excess_slope``).
+    the cells whose excess is resolved (as ``fit_excess_slope``); the grid's edges at N_t or
+    N_s, where one term is the floor's own, enter it. Each cell is weighted by the precision
+    of its log excess (of its log mean, without a floor).
     """
     cells = ["n_target", "n_source"]
     if floor is None:
@@ -438,12 +481,14 @@ def fit_two_term(
         keys, values, floor_sizes = _with_floor(frame, floor, cells, y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
     means = np.nanmean(values, 0)
-    keep = np.ones(len(keys), bool) if floor is None else _above_floor(means)
+    precision = excess_precision(values, seed=seed)
+    keep = np.ones(len(keys), bool) if floor is None else precision.resolved
+    weights = precision.weights[keep]
     if floor is not None and not means[0] > 0:
         return TwoTermFit(UNDEFINED, UNDEFINED, "the floor's mean error is not positive")
     reason = _few_levels(n_t[keep], n_s[keep])
     if floor is not None and reason:
-        reason += f" at least {FLOOR_FACTOR:g} times the floor ({means[0]:.3g})"
+        reason += f" whose excess over the floor ({means[0]:.3g}) is {RESOLVED:g} standard errors"
     if reason:
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
     n_t, n_s = n_t[keep], n_s[keep]
@@ -458,7 +503,7 @@ def fit_two_term(
     def solution(above: np.ndarray):
         key = above.tobytes()
         if key not in solved:
-            solved[key] = _two_term(n_t, n_s, above, floor_sizes)
+            solved[key] = _two_term(n_t, n_s, above, weights, floor_sizes)
         return solved[key]
 
     reason = _identified(solution(excess(means)), 4)
@@ -466,9 +511,9 @@ def fit_two_term(
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
 
     def log_fit(above: np.ndarray) -> np.ndarray:
-        return solution(above).fun + np.log(above)
+        return solution(above).fun / np.sqrt(weights) + np.log(above)
 
-    misfit = lack_of_fit(values, keep, log_fit, seed=seed)
+    misfit = lack_of_fit(values, keep, log_fit, weights, seed=seed)
 
     def exponents(index: int):
         def statistic(sample_means: np.ndarray) -> float:

@@ -12,10 +12,12 @@ or ``--set`` produced them; rows no check applies to are not judged:
   closed form, and the likelihood ODE's KL against the ODE's exact KL;
 - methods with a candidate rate, over every grid of sample sizes: fitted exponents; for
   trained networks, of the excess over the floor (rows of the ``floor`` experiment: the same
-  training on a larger sample, whose own share of the error the fit models), and not
-  assessable where no floor was measured or the error is within ``FLOOR_FACTOR`` of it;
-  where the means scatter about the fit by more than their seeds' noise (``fit_p``, its
-  lack-of-fit p-value, below ``MISFIT_LEVEL``), its interval is ``widened`` by the scatter.
+  training on a larger sample, whose own share of the error the fit models), over the
+  levels whose excess over it is resolved (``RESOLVED`` standard errors), and not
+  assessable where no floor was measured or fewer than 3 levels are resolved; transfer's
+  target exponent also from its edge at the floor's n_s alone; where the means scatter
+  about the fit by more than their seeds' noise (``fit_p``, its lack-of-fit p-value, below
+  ``MISFIT_LEVEL``), its interval is ``widened`` by the scatter.
 
 Command line: ``python -m theory.verdict RESULTS_CSV [--out DIR]`` judges a ``results.csv``
 (this suite's, or rows of a user's own models in the same columns) without training.
@@ -339,21 +341,7 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
         if levels["n_target"] < 2:
             return []
         if measured is not None:
-            fit = fit_excess_slope(rows, measured, y=y)
-            over, candidate = "n_target (excess over floor)", rate.target_exponent
-            return [
-                _slope_row(
-                    rows,
-                    over,
-                    y,
-                    fit.exponent,
-                    candidate,
-                    fit.reason,
-                    fit.floor,
-                    fit.levels,
-                    fit.misfit,
-                )
-            ]
+            return [_excess_row(rows, "n_target", y, rate.target_exponent, measured)]
         # error ~ n^-p: the exponent is minus the slope
         slope = fit_slope(rows, y=y, upper_fraction=UPPER_FRACTION)
         exponent = Interval(-slope.value, -slope.high, -slope.low, slope.seeds, slope.undefined)
@@ -368,7 +356,7 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
             ("n_target", fit.target_exponent, rate.target_exponent),
             ("n_source", fit.source_exponent, rate.source_exponent),
         )
-        return [
+        return _edge_rows(rows, y, rate.target_exponent, measured) + [
             _slope_row(
                 rows,
                 f"{over} (two-term)",
@@ -389,6 +377,28 @@ def _fits(rows: pd.DataFrame, y: str, rate, floor: pd.DataFrame | None) -> list[
                 _slope_row(rows, f"{over} (with plateau)", y, fit.exponent, exponent, fit.reason)
             )
     return found
+
+
+def _excess_row(rows: pd.DataFrame, over: str, y: str, candidate: float, floor) -> dict:
+    """The row of the fit of the excess of ``rows`` (one curve over n_t) over ``floor``."""
+    fit = fit_excess_slope(rows, floor, y=y)
+    over = f"{over} (excess over floor)"
+    return _slope_row(
+        rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, fit.levels, fit.misfit
+    )
+
+
+def _edge_rows(rows: pd.DataFrame, y: str, candidate: float, floor) -> list[dict]:
+    """The fit of transfer's curve over n_t at the floor's n_s, where its source term is the
+    floor's own and its excess over the floor is the target term alone (none where no
+    floor was measured or the edge has fewer than 2 levels of n_t)."""
+    if floor is None:
+        return []
+    size = floor.n_source.max()
+    edge = rows[rows.n_source == size]
+    if edge.n_target.nunique() < 2:
+        return []
+    return [_excess_row(edge, f"n_target at n_s = {size:g}", y, candidate, floor)]
 
 
 def judge(frame: pd.DataFrame, with_power: bool = True) -> Verdict:

@@ -136,7 +136,7 @@ def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> 
                 continue
             _method_lines(axes, by_method, x, method)
             fits = _slopes_of(slopes, experiment.name, model, family, method)
-            _candidate(axes, fits, table, x, method)
+            _candidate(axes, fits, by_method, x, method)
             if x in ("n_target", "n_source"):  # a floor belongs to one truth's sizes
                 _floor(axes, fits, method)
         if x == "similarity":
@@ -198,7 +198,9 @@ def _floor(axes, fits: pd.DataFrame, method: str) -> None:
     axes.axhline(level, color=COLOURS[method], linestyle="-.", alpha=0.7, label="floor")
 
 
-def _candidate(axes, fits: pd.DataFrame, table, x, method) -> None:
+def _candidate(axes, fits: pd.DataFrame, rows: pd.DataFrame, x, method) -> None:
+    """The candidate slope of the method's fit over ``x``, drawn through its mean errors
+    (those at the largest n_s, for transfer's fit on its edge at the floor's n_s)."""
     if fits.empty:  # no fits yet: a figure drawn before the verdict
         return
     # a two-term fit has no single line in n_t: its level depends on n_s
@@ -206,6 +208,9 @@ def _candidate(axes, fits: pd.DataFrame, table, x, method) -> None:
     match = fits[over_target] if x == "n_target" else fits.iloc[:0]
     if match.empty:
         return
+    if match.over.iloc[0].startswith("n_target at n_s"):
+        rows = rows[rows.n_source == rows.n_source.max()]
+    table = summarise(rows, [x], "kl")
     slope = -float(match.candidate.iloc[0])  # the candidate exponent p: error ~ n^-p
     n = table[x].to_numpy(float)
     constant = fitted_constant(n, table["mean"].to_numpy(float), -slope)
