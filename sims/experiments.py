@@ -153,8 +153,8 @@ FLOOR_SIZE = 51_200  # 8 times the reference's largest n_t, above its largest n_
 REFERENCE_TARGETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
 REFERENCE_SOURCES = (2000, 8000, 32000)
 # transfer's n_t inside the n_t x n_s grid: factor-4 steps, beside its edge at the floor's
-# n_s in factor-2 steps, whose error falls with n_t alone; the levels between narrow the
-# two-term fit's intervals by a tenth at most (docs/results.md)
+# n_s in factor-2 steps, whose error falls with n_t alone; the levels between move the
+# two-term fit's half-widths by -10 % to +13 % (docs/results.md)
 INTERIOR_TARGETS = (50, 200, 800, 3200)
 FLOOR_EXPERIMENT = "floor"  # its rows are the floors of the verdict's rate fits
 

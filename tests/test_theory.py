@@ -12,6 +12,7 @@ from theory import checks
 from theory.claims import claim
 from theory.fitting import (
     MISFIT_LEVEL,
+    excess_precision,
     fit_crossover,
     fit_excess_slope,
     fit_plateau,
@@ -200,6 +201,8 @@ def test_slope_uses_the_upper_grid():
 def test_fitted_constant():
     n = np.array([100.0, 1000.0])
     assert fitted_constant(n, 3 * n**-0.5, 0.5) == pytest.approx(3.0)
+    floor_share = 3 * (n**-0.5 - 8000**-0.5)  # the excess over a floor measured at 8000
+    assert fitted_constant(n, floor_share, 0.5, 8000) == pytest.approx(3.0)
 
 
 def test_a_slope_through_a_mean_that_is_not_positive_is_undefined(recwarn):
@@ -429,6 +432,15 @@ def test_a_curve_within_its_seeds_noise_of_its_floor_is_not_assessable():
     assert "standard errors" in noisy.reason and math.isnan(noisy.exponent.value)
     precise = fit(0.005)
     assert precise.levels == [100, 200, 400, 800] and precise.exponent.covers(0.6)
+
+
+def test_a_cell_that_one_seed_measures_is_not_resolved():
+    """A cell of one seed beside the floor's three has no spread to measure its precision:
+    it is not resolved, however far above the floor, and weighs nothing."""
+    values = np.array([[1.0, 2.0, 5.0], [1.1, 2.3, np.nan], [0.9, 1.8, np.nan]])
+    precision = excess_precision(values)
+    assert list(precision.resolved) == [True, False]
+    assert precision.weights[0] > 0 and precision.weights[1] == 0
 
 
 def test_two_term_fit_over_the_floor():

@@ -109,15 +109,16 @@ NOT_TESTED = LackOfFit(math.nan, math.nan)
 @dataclass(frozen=True)
 class ExcessFit:
     """error - floor ~ a (n^-p - N^-p) over the levels whose excess over the floor, measured
-    at the size N, is resolved (``RESOLVED``): the exponent p with its interval, the floor's
-    mean, the levels fitted, its lack of fit; ``reason`` says why it is not assessable,
-    where it is not."""
+    at the size N (``size``), is resolved (``RESOLVED``): the exponent p with its interval,
+    the floor's mean, the levels fitted, its lack of fit; ``reason`` says why it is not
+    assessable, where it is not."""
 
     exponent: Interval
     floor: float
     levels: list
     reason: str = ""
     misfit: LackOfFit = NOT_TESTED
+    size: float = math.inf
 
 
 def _present(keys: list, values: np.ndarray, fixed: int = 0) -> tuple[list, np.ndarray]:
@@ -164,9 +165,11 @@ class Precision:
     """How precisely the seeds measure each cell's excess over the floor.
 
     Attributes:
-        resolved: (cells - 1,) bool, the excess is at least ``RESOLVED`` standard errors.
-        weights: (cells - 1,) the inverse variance of the log excess, (excess / SE)^2 (the
-            delta method), each fit's least-squares weights and its lack of fit's.
+        resolved: (cells - 1,) bool, the excess is at least ``RESOLVED`` standard errors
+            (and the seeds measure one: a single seed does not).
+        weights: (cells - 1,) the inverse variance of the log excess of the resolved cells,
+            (excess / SE)^2 (the delta method; 0 elsewhere), each fit's least-squares
+            weights and its lack of fit's.
     """
 
     resolved: np.ndarray
@@ -183,9 +186,11 @@ def excess_precision(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0)
     means = cell_means(values)
     excess = means[1:] - means[0]
     error = np.nanstd(replicates[:, 1:] - replicates[:, :1], 0, ddof=1)
+    measured = (~np.isnan(values[:, 1:])).sum(0) >= 2  # one seed measures no spread
+    resolved = measured & (error > 0) & (excess >= RESOLVED * error)
     with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.where(excess > 0, (excess / error) ** 2, 0.0)
-    return Precision(excess >= RESOLVED * error, weights)
+        weights = np.where(resolved, (excess / error) ** 2, 0.0)
+    return Precision(resolved, weights)
 
 
 def lack_of_fit(
@@ -291,10 +296,9 @@ def fit_excess_slope(
     excess over the floor is resolved (``RESOLVED``), each weighted by its precision, with
     its interval over seeds (the floor's seeds resampled with the curve's). The floor, the
     same training on a sample of size N, still holds that sample's own share a N^-p of the
-    error, which the fit models:
-    where N is a few times the largest x and p is small, that share is a large part of
-    the excess at the largest levels, and taking the floor for the error's limit would lean
-    the exponent upwards.
+    error, which the fit models: where N is a few times the largest x and p is small, that
+    share is a large part of the excess at the largest levels, and taking the floor for the
+    error's limit would lean the exponent upwards.
 
     Args:
         frame: one row per (x, seed).
@@ -304,7 +308,8 @@ def fit_excess_slope(
     keys, values, (size,) = _with_floor(frame, floor, [x], y)
     means = np.nanmean(values, 0)
     if not means[0] > 0:
-        return ExcessFit(UNDEFINED, means[0], [], "the floor's mean error is not positive")
+        reason = "the floor's mean error is not positive"
+        return ExcessFit(UNDEFINED, means[0], [], reason, size=size)
     sizes = np.array([k[0] for k in keys], float)
     precision = excess_precision(values, seed=seed)
     above = precision.resolved
@@ -316,7 +321,7 @@ def fit_excess_slope(
             f"({means[0]:.3g}) is {RESOLVED:g} standard errors: the error is set by the "
             f"training, not by {x}"
         )
-        return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
+        return ExcessFit(UNDEFINED, float(means[0]), levels, reason, size=size)
     fitted = _excess_exponent(sizes[above], size, weights)
 
     def exponent(sample_means: np.ndarray) -> float:
@@ -328,7 +333,7 @@ def fit_excess_slope(
             f"the exponent sits on its bound ({point:.2g}): no power of {x} describes the "
             "excess over these levels"
         )
-        return ExcessFit(UNDEFINED, float(means[0]), levels, reason)
+        return ExcessFit(UNDEFINED, float(means[0]), levels, reason, size=size)
 
     def log_fit(excess: np.ndarray) -> np.ndarray:
         term = _log_excess_term(sizes[above], size, fitted(excess))
@@ -336,7 +341,7 @@ def fit_excess_slope(
 
     misfit = lack_of_fit(values, above, log_fit, weights, seed=seed)
     interval = seed_interval(values, exponent, level, n_bootstrap, seed)
-    return ExcessFit(misfit.widen(interval), float(means[0]), levels, misfit=misfit)
+    return ExcessFit(misfit.widen(interval), float(means[0]), levels, misfit=misfit, size=size)
 
 
 def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -347,12 +352,15 @@ def inverse_n_fit(n: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     return intercepts, terms
 
 
-def fitted_constant(n: np.ndarray, error: np.ndarray, exponent: float) -> float:
-    """C of the curve C n^-exponent closest to ``error`` in log scale (exponent predicted,
-    C fitted): exp(mean(log error + exponent log n)); NaN where an error is not positive."""
+def fitted_constant(
+    n: np.ndarray, error: np.ndarray, exponent: float, size: float = math.inf
+) -> float:
+    """C of the curve C (n^-p - size^-p) closest to ``error`` in log scale (the exponent p
+    predicted, C fitted; C n^-p where ``size`` is infinite); NaN where an error is not
+    positive."""
     if np.any(np.asarray(error) <= 0):
         return math.nan
-    return float(np.exp(np.mean(np.log(error) + exponent * np.log(n))))
+    return float(np.exp(np.mean(np.log(error) - _log_excess_term(n, size, exponent))))
 
 
 def _identified(solution, parameters: int) -> str:
@@ -469,8 +477,8 @@ def fit_two_term(
     With ``floor`` (rows trained on n_t = N_t and n_s = N_s, the largest of either), the fit
     is to the excess over the floor's mean, a (n_t^-p - N_t^-p) + b (n_s^-q - N_s^-q), on
     the cells whose excess is resolved (as ``fit_excess_slope``); the grid's edges at N_t or
-    N_s, where one term is the floor's own, enter it. Each cell is weighted by the precision
-    of its log excess (of its log mean, without a floor).
+    N_s, where one term is the floor's own, enter it. Without a floor, on the cells whose
+    mean is resolved above 0. Each cell is weighted by the precision of its log excess.
     """
     cells = ["n_target", "n_source"]
     if floor is None:
@@ -481,23 +489,21 @@ def fit_two_term(
         keys, values, floor_sizes = _with_floor(frame, floor, cells, y)
     n_t, n_s = (np.array([k[i] for k in keys], float) for i in (0, 1))
     means = np.nanmean(values, 0)
-    precision = excess_precision(values, seed=seed)
-    keep = np.ones(len(keys), bool) if floor is None else precision.resolved
-    weights = precision.weights[keep]
     if floor is not None and not means[0] > 0:
         return TwoTermFit(UNDEFINED, UNDEFINED, "the floor's mean error is not positive")
+    precision = excess_precision(values, seed=seed)
+    keep = precision.resolved
+    weights = precision.weights[keep]
     reason = _few_levels(n_t[keep], n_s[keep])
-    if floor is not None and reason:
-        reason += f" whose excess over the floor ({means[0]:.3g}) is {RESOLVED:g} standard errors"
     if reason:
+        over = "0" if floor is None else f"the floor ({means[0]:.3g})"
+        reason += f", each {RESOLVED:g} standard errors above {over}"
         return TwoTermFit(UNDEFINED, UNDEFINED, reason)
     n_t, n_s = n_t[keep], n_s[keep]
 
     def excess(sample_means: np.ndarray) -> np.ndarray:
         return sample_means[1:][keep] - sample_means[0]
 
-    if np.any(~(excess(means) > 0)):
-        return TwoTermFit(UNDEFINED, UNDEFINED, "a mean error is not positive")
     solved = {}  # the test and both exponents' intervals refit the same means: each once
 
     def solution(above: np.ndarray):

@@ -271,6 +271,7 @@ def _slope_row(
     floor: float = math.nan,
     sizes: list | None = None,
     misfit: LackOfFit = NOT_TESTED,
+    floor_size: float = math.nan,
 ) -> dict:
     first = rows.iloc[0]
     name = over.split()[0]
@@ -293,6 +294,7 @@ def _slope_row(
         if reason or misfit.widening > 1
         else seeds_for(fit, EXPONENT_HALF_WIDTH),
         "floor": floor,
+        "floor_size": floor_size,
         "sizes": f"{sizes[0]:g} … {sizes[-1]:g} ({len(sizes)} levels)" if sizes else "",
         "fit_p": misfit.p_value,
         "widened": misfit.widening,
@@ -384,7 +386,16 @@ def _excess_row(rows: pd.DataFrame, over: str, y: str, candidate: float, floor) 
     fit = fit_excess_slope(rows, floor, y=y)
     over = f"{over} (excess over floor)"
     return _slope_row(
-        rows, over, y, fit.exponent, candidate, fit.reason, fit.floor, fit.levels, fit.misfit
+        rows,
+        over,
+        y,
+        fit.exponent,
+        candidate,
+        fit.reason,
+        fit.floor,
+        fit.levels,
+        fit.misfit,
+        fit.size,
     )
 
 

@@ -6,6 +6,7 @@ rate is shown; methods keep one colour across all figures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,8 +119,8 @@ def _error_axis(axes, rows: pd.DataFrame, x: str) -> None:
 def rates(experiment: Experiment, frame: pd.DataFrame, slopes: pd.DataFrame) -> plt.Figure:
     """Error (KL) against the experiment's x, one panel per model, family and value of any
     other varying key (``_panels``), one line per method (per method and n_s where n_s varies
-    too), with each candidate slope drawn dashed through its method's points and each
-    measured floor dash-dotted."""
+    too), with each candidate rate drawn dashed over its floor through its method's points
+    and each measured floor dash-dotted."""
     x = experiment.x
     panels = _panels(frame, x)
     width = 4.6 * len(panels) + LEGEND_WIDTH
@@ -158,7 +159,7 @@ def _shared_legend(figure, axes_row) -> None:
     for axes in axes_row:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             if label.startswith("candidate"):
-                label = "candidate slope\n(dashed, fitted level)"
+                label = "candidate rate (dashed:\nfloor + a·(n^-p - N^-p))"
             if label == "floor":
                 label = "floor (dash-dotted)"
             found.setdefault(label, handle)
@@ -199,8 +200,10 @@ def _floor(axes, fits: pd.DataFrame, method: str) -> None:
 
 
 def _candidate(axes, fits: pd.DataFrame, rows: pd.DataFrame, x, method) -> None:
-    """The candidate slope of the method's fit over ``x``, drawn through its mean errors
-    (those at the largest n_s, for transfer's fit on its edge at the floor's n_s)."""
+    """The candidate rate of the method's fit over ``x`` as the fit models it: floor +
+    a·(x^-p - N^-p) at the candidate p, N the floor's sample size (floor 0 and N infinite
+    where the fit has none), a fitted to the mean errors' excess over the floor (the means at
+    the largest n_s, for transfer's fit on its edge at the floor's n_s)."""
     if fits.empty:  # no fits yet: a figure drawn before the verdict
         return
     # a two-term fit has no single line in n_t: its level depends on n_s
@@ -211,16 +214,23 @@ def _candidate(axes, fits: pd.DataFrame, rows: pd.DataFrame, x, method) -> None:
     if match.over.iloc[0].startswith("n_target at n_s"):
         rows = rows[rows.n_source == rows.n_source.max()]
     table = summarise(rows, [x], "kl")
-    slope = -float(match.candidate.iloc[0])  # the candidate exponent p: error ~ n^-p
-    n = table[x].to_numpy(float)
-    constant = fitted_constant(n, table["mean"].to_numpy(float), -slope)
+    exponent = float(match.candidate.iloc[0])
+    floor = match.floor.iloc[0] if "floor" in match else None
+    floor = 0.0 if pd.isna(floor) else float(floor)
+    size = match.floor_size.iloc[0] if "floor_size" in match else None
+    size = math.inf if pd.isna(size) else float(size)
+    n, excess = table[x].to_numpy(float), table["mean"].to_numpy(float) - floor
+    above = excess > 0
+    if not above.any():
+        return
+    constant = fitted_constant(n[above], excess[above], exponent, size)
     axes.plot(
         n,
-        constant * n**slope,
+        floor + constant * (n**-exponent - size**-exponent),
         linestyle="--",
         color=COLOURS[method],
         alpha=0.6,
-        label=f"candidate slope {slope:.2f}",
+        label=f"candidate rate {exponent:.2f}",
     )
 
 
