@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize_scalar
 
-from theory.intervals import MIN_SEEDS, Interval, cell_means, seed_interval, seed_table
+from theory.intervals import (
+    MIN_SEEDS,
+    Interval,
+    bootstrap_means,
+    cell_means,
+    seed_interval,
+    seed_table,
+)
 
 ILL_CONDITIONED = 1e6  # a fit whose Jacobian's condition number exceeds this is not identified
 UNDEFINED = Interval(math.nan, math.nan, math.nan)
@@ -180,9 +187,7 @@ def excess_precision(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0)
     """The precision of the excesses of the cells (columns 1... of ``values``, (seeds,
     cells)) over the floor (column 0), their standard errors from a bootstrap that
     resamples seeds jointly across the cells (a seed's cells share its data)."""
-    rng = np.random.default_rng(seed)
-    seeds = values.shape[0]
-    replicates = cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+    replicates = bootstrap_means(values, n_bootstrap, np.random.default_rng(seed))
     means = cell_means(values)
     excess = means[1:] - means[0]
     error = np.nanstd(replicates[:, 1:] - replicates[:, :1], 0, ddof=1)
@@ -206,12 +211,11 @@ def lack_of_fit(
     The statistic is Q = sum_k w_k (log e_k - log f_k)^2 over the fitted cells k, with e_k
     the excess of cell k's mean over the floor's, f_k the fit's value there and w_k the
     inverse variance of log e_k (``Precision.weights``): the sum that the fit minimises.
-    Its distribution under the fit
-    comes from a bootstrap that keeps the seeds' own noise: each fitted cell's values are
-    shifted so that its mean is the fit's (floor + f_k) and every cell's deviations from its
-    mean widened by sqrt(S / (S - 1)), seeds are resampled jointly across the cells (a
-    seed's cells share its data) and the fit is redone on every replicate. Replicates with
-    an excess that is not positive are left out.
+    Its distribution under the fit comes from a bootstrap that keeps the seeds' own noise:
+    each fitted cell's values are shifted so that its mean is the fit's (floor + f_k) and
+    every cell's deviations from its mean widened by sqrt(S / (S - 1)), seeds are resampled
+    jointly across the cells (a seed's cells share its data) and the fit is redone on every
+    replicate. Replicates with an excess that is not positive are left out.
 
     Args:
         values: (seeds, cells) errors, column 0 the floor (zeros where the fit has none).
@@ -226,14 +230,10 @@ def lack_of_fit(
         undefined.
     """
     rng = np.random.default_rng(seed)
-    seeds = values.shape[0]
 
     def excess(means: np.ndarray) -> np.ndarray:
         above = means[..., 1:][..., keep] - means[..., :1]
         return np.where(above > 0, above, np.nan)
-
-    def replicates(table: np.ndarray) -> np.ndarray:
-        return cell_means(table[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
 
     means = cell_means(values)
     observed = excess(means)
@@ -250,7 +250,9 @@ def lack_of_fit(
     counts = (~np.isnan(values)).sum(0)
     spread = np.sqrt(counts / np.maximum(counts - 1, 1))  # a bootstrap mean's SD is short by it
     null = expected + (values - means) * spread
-    under_fit = np.array([statistic(row) for row in excess(replicates(null))])
+    under_fit = np.array(
+        [statistic(row) for row in excess(bootstrap_means(null, n_bootstrap, rng))]
+    )
     under_fit = under_fit[~np.isnan(under_fit)]
     q = statistic(observed)
     p_value = (1 + np.sum(under_fit >= q)) / (1 + under_fit.size)

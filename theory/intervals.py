@@ -109,6 +109,13 @@ def cell_means(values: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, np.nansum(values, -2) / np.maximum(counts, 1), np.nan)
 
 
+def bootstrap_means(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator):
+    """The cell means (n_bootstrap, cells) of ``n_bootstrap`` resamples of the rows (seeds)
+    of ``values`` (seeds, cells), the same seed indices for every cell."""
+    seeds = values.shape[0]
+    return cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+
+
 def seed_interval(
     values: np.ndarray,
     statistic: Callable[[np.ndarray], float],
@@ -130,7 +137,7 @@ def seed_interval(
     if seeds < 2:
         return Interval(point, math.nan, math.nan, seeds)
     rng = np.random.default_rng(seed)
-    resampled = cell_means(values[rng.integers(0, seeds, size=(n_bootstrap, seeds))])
+    resampled = bootstrap_means(values, n_bootstrap, rng)
     replicates = np.array([statistic(means) for means in resampled], float)
     defined = replicates[~np.isnan(replicates)]
     undefined = 1 - defined.size / n_bootstrap
